@@ -1,0 +1,43 @@
+# Dionysia tasks. On a fresh machine run them through deploy/local/just, which
+# installs everything first (see README).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+root := justfile_directory()
+modules := "pkg services workers migrations"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what is missing (apt, just, sqlc, mediamtx) and start PostgreSQL and Redis.
+setup:
+    deploy/local/setup.sh all
+
+# Build bin/dionysia (pure Go, CGO off) and bin/dionysia-worker (cgo, GStreamer).
+build:
+    mkdir -p bin
+    CGO_ENABLED=0 go build -trimpath -o bin/dionysia ./services/cmd/dionysia
+    go build -trimpath -o bin/dionysia-worker ./workers/cmd/dionysia-worker
+
+# Regenerate sqlc code from migrations/ and the queries.
+generate:
+    cd services && ../bin/tools/sqlc generate
+
+# Fail when the committed generated code is stale.
+check-generated: generate
+    @git diff --exit-code -- services/internal/store || (echo "sqlc output is stale: run 'just generate' and commit" >&2; exit 1)
+    @test -z "$(git status --porcelain -- services/internal/store)" || (echo "sqlc generated untracked files: run 'just generate' and commit" >&2; git status --porcelain -- services/internal/store; exit 1)
+
+# gofmt and go vet over every module.
+lint:
+    @test -z "$(gofmt -l {{modules}})" || (echo "gofmt needed:" >&2; gofmt -l {{modules}}; exit 1)
+    for m in {{modules}}; do (cd $m && go vet ./...); done
+
+# Every test: set-up, generated-code check, lint, build, unit and end-to-end tests.
+test: setup check-generated lint build
+    for m in {{modules}}; do (cd $m && go test -race -count=1 -timeout 30m ./...); done
+
+# Apply database migrations.
+migrate *args="up": build
+    bin/dionysia migrate {{args}}

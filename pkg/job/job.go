@@ -1,0 +1,148 @@
+// Package job is the contract between the control plane, which enqueues one
+// transcode task per live session, and the worker fleet, which runs them.
+//
+// Tasks are hibiken/asynq tasks of type TypeTranscode. There is one queue per
+// hardware class (QueueGPU, QueueCPU); a worker listens only to the queues it
+// can serve. The task ID is derived from the session ID (TaskID), so a session
+// can never be enqueued twice.
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/google/uuid"
+)
+
+// TypeTranscode is the asynq task type of a live transcode.
+const TypeTranscode = "stream:transcode"
+
+// Hardware classes, which are also the suffixes of the queue names.
+const (
+	ClassGPU = "gpu"
+	ClassCPU = "cpu"
+)
+
+// Queues, one per hardware class.
+const (
+	QueueGPU = "transcode-gpu"
+	QueueCPU = "transcode-cpu"
+)
+
+// Hardware preferences a stream can have.
+const (
+	HardwareAuto = "auto"
+	HardwareGPU  = "gpu"
+	HardwareCPU  = "cpu"
+)
+
+// Output formats.
+const (
+	OutputHLS  = "hls"
+	OutputDASH = "dash"
+)
+
+// Timeout is the explicit asynq timeout for a live transcode. asynq applies 30
+// minutes when none is given, which would kill every long stream; a live session
+// ends by its stop signal, not by this timeout.
+const Timeout = 24 * time.Hour
+
+// QueueFor returns the queue for a hardware class.
+func QueueFor(class string) string {
+	if class == ClassGPU {
+		return QueueGPU
+	}
+	return QueueCPU
+}
+
+// TaskID is the asynq task ID of a session's transcode task. A second enqueue
+// of the same session fails with asynq.ErrTaskIDConflict.
+func TaskID(sessionID uuid.UUID) string { return "transcode:" + sessionID.String() }
+
+// Source says where a worker pulls the live stream from and with which
+// credential. The credential is scoped to reading this one stream path.
+type Source struct {
+	URL      string `json:"url"`      // e.g. rtmp://edge:1935/live/<stream_key>, or srt://edge:8890?streamid=read:live/<stream_key>
+	User     string `json:"user"`     // edge read credential
+	Password string `json:"password"` // never logged
+}
+
+// String and LogValue keep secrets out of logs: the path of a pull URL holds
+// the stream key (the edge's path is live/<stream_key>), so only the scheme and
+// host are shown.
+func (s Source) String() string {
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return "<unparsable source url>"
+	}
+	return u.Scheme + "://" + u.Host + "/<redacted>"
+}
+
+// LogValue implements slog.LogValuer.
+func (s Source) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Transcode is the payload of a TypeTranscode task.
+type Transcode struct {
+	StreamID  uuid.UUID `json:"stream_id"`
+	SessionID uuid.UUID `json:"session_id"`
+	Source    Source    `json:"source"`
+
+	ProfileID   uuid.UUID     `json:"profile_id"`
+	ProfileName string        `json:"profile_name"`
+	Ladder      ladder.Ladder `json:"ladder"`
+
+	Outputs            []string `json:"outputs"`              // OutputHLS and/or OutputDASH
+	SegmentDuration    float64  `json:"segment_duration"`     // seconds
+	PlaylistWindowSize int      `json:"playlist_window_size"` // segments kept in the live window
+	Hardware           string   `json:"hardware"`             // the stream's preference: auto, gpu or cpu
+
+	EnqueuedAt time.Time `json:"enqueued_at"`
+}
+
+// ErrInvalidPayload wraps every reason a payload cannot be run. Handlers treat
+// it as permanent (asynq.SkipRetry).
+var ErrInvalidPayload = errors.New("invalid transcode payload")
+
+// Marshal encodes the payload.
+func (t Transcode) Marshal() ([]byte, error) { return json.Marshal(t) }
+
+// Unmarshal decodes and validates a payload.
+func Unmarshal(b []byte) (Transcode, error) {
+	var t Transcode
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	return t, t.Validate()
+}
+
+// Validate checks what a worker needs.
+func (t Transcode) Validate() error {
+	switch {
+	case t.StreamID == uuid.Nil:
+		return fmt.Errorf("%w: stream_id is required", ErrInvalidPayload)
+	case t.SessionID == uuid.Nil:
+		return fmt.Errorf("%w: session_id is required", ErrInvalidPayload)
+	case t.Source.URL == "":
+		return fmt.Errorf("%w: source.url is required", ErrInvalidPayload)
+	case t.SegmentDuration < 1 || t.SegmentDuration > 10:
+		return fmt.Errorf("%w: segment_duration must be 1-10 s, got %g", ErrInvalidPayload, t.SegmentDuration)
+	case t.PlaylistWindowSize < 3 || t.PlaylistWindowSize > 100:
+		return fmt.Errorf("%w: playlist_window_size must be 3-100, got %d", ErrInvalidPayload, t.PlaylistWindowSize)
+	case len(t.Outputs) == 0:
+		return fmt.Errorf("%w: at least one output is required", ErrInvalidPayload)
+	}
+	for _, o := range t.Outputs {
+		if o != OutputHLS && o != OutputDASH {
+			return fmt.Errorf("%w: unknown output %q", ErrInvalidPayload, o)
+		}
+	}
+	if err := t.Ladder.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	return nil
+}
