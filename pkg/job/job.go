@@ -47,6 +47,12 @@ const (
 	OutputDASH = "dash"
 )
 
+// Playback policies.
+const (
+	PolicyPublic = "public"
+	PolicySigned = "signed"
+)
+
 // Timeout is the explicit asynq timeout for a live transcode. asynq applies 30
 // minutes when none is given, which would kill every long stream; a live session
 // ends by its stop signal, not by this timeout.
@@ -100,6 +106,7 @@ type Transcode struct {
 	SegmentDuration    float64  `json:"segment_duration"`     // seconds
 	PlaylistWindowSize int      `json:"playlist_window_size"` // segments kept in the live window
 	Hardware           string   `json:"hardware"`             // the stream's preference: auto, gpu or cpu
+	PlaybackPolicy     string   `json:"playback_policy"`      // PolicyPublic or PolicySigned; routers enforce it
 
 	EnqueuedAt time.Time `json:"enqueued_at"`
 }
@@ -133,6 +140,8 @@ func (t Transcode) Validate() error {
 		return fmt.Errorf("%w: segment_duration must be 1-10 s, got %g", ErrInvalidPayload, t.SegmentDuration)
 	case t.PlaylistWindowSize < 3 || t.PlaylistWindowSize > 100:
 		return fmt.Errorf("%w: playlist_window_size must be 3-100, got %d", ErrInvalidPayload, t.PlaylistWindowSize)
+	case t.PlaybackPolicy != PolicyPublic && t.PlaybackPolicy != PolicySigned:
+		return fmt.Errorf("%w: playback_policy must be %q or %q, got %q", ErrInvalidPayload, PolicyPublic, PolicySigned, t.PlaybackPolicy)
 	case len(t.Outputs) == 0:
 		return fmt.Errorf("%w: at least one output is required", ErrInvalidPayload)
 	}

@@ -27,6 +27,7 @@ func validPayload(t *testing.T) job.Transcode {
 		SegmentDuration:    2,
 		PlaylistWindowSize: 6,
 		Hardware:           job.HardwareAuto,
+		PlaybackPolicy:     job.PolicyPublic,
 	}
 }
 
@@ -54,6 +55,7 @@ func TestValidate(t *testing.T) {
 		"tiny window":     {func(p *job.Transcode) { p.PlaylistWindowSize = 2 }, "playlist_window_size"},
 		"no outputs":      {func(p *job.Transcode) { p.Outputs = nil }, "output"},
 		"bad output":      {func(p *job.Transcode) { p.Outputs = []string{"smooth"} }, "smooth"},
+		"bad policy":      {func(p *job.Transcode) { p.PlaybackPolicy = "" }, "playback_policy"},
 		"bad ladder":      {func(p *job.Transcode) { p.Ladder.Renditions[0].Width = 641 }, "renditions[0].width"},
 	}
 	for name, tt := range tests {

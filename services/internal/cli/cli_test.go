@@ -1,0 +1,234 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dionysia/dionysia/services/internal/api"
+	"github.com/dionysia/dionysia/services/internal/apiv1"
+	"github.com/dionysia/dionysia/services/internal/cli"
+	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/dbtest"
+	"github.com/dionysia/dionysia/services/internal/secret"
+	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+)
+
+type testBundle struct {
+	t      *testing.T
+	env    map[string]string
+	schema *dbtest.Schema
+}
+
+// setup starts the real API on a migrated schema and returns a bundle whose
+// environment points the CLI at it with an admin key.
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	s := dbtest.NewSchema(t)
+	pool := s.Pool(t)
+	_, err := s.Migrator(t, pool).Up(context.Background())
+	require.NoError(t, err)
+	st := store.New(pool)
+	srv, err := api.New(config.API{}, api.Deps{Store: st, Pool: pool, Redis: dbtest.Redis(t), Registry: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	_, key, err := st.CreateAPIKey(context.Background(), "cli", store.ScopeAdmin)
+	require.NoError(t, err)
+	// The CLI's database commands reach the schema through search_path in the URL.
+	dbURL := dbtest.DatabaseURL() + "&search_path=" + s.Name
+	return &testBundle{t: t, schema: s, env: map[string]string{
+		"DIONYSIA_API_URL": hs.URL, "DIONYSIA_API_KEY": key, "DIONYSIA_DATABASE_URL": dbURL,
+	}}
+}
+
+// run executes the CLI in-process and returns stdout, stderr and the error.
+func (b *testBundle) run(stdin string, args ...string) (string, string, error) {
+	b.t.Helper()
+	var out, errOut bytes.Buffer
+	root := cli.NewRoot(cli.Env{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut,
+		LookupEnv: func(k string) (string, bool) { v, ok := b.env[k]; return v, ok },
+	})
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+func (b *testBundle) ok(args ...string) string {
+	b.t.Helper()
+	out, errOut, err := b.run("", args...)
+	require.NoError(b.t, err, "dionysia %v: stderr %s", args, errOut)
+	return out
+}
+
+func TestStreamsCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	var created apiv1.Stream
+	require.NoError(t, json.Unmarshal([]byte(b.ok("streams", "create", "--name", "news", "-o", "json")), &created))
+	require.Equal(t, "news", created.Name)
+	require.True(t, secret.ValidStreamKey(created.StreamKey))
+
+	out := b.ok("streams", "create", "--name", "sports", "--profile", "1080p", "--outputs", "hls", "--hardware", "cpu")
+	require.Contains(t, out, "stream key")
+	require.Contains(t, out, "rtmp://127.0.0.1:1935/live/sk_")
+	require.NotContains(t, out, "playback dash")
+
+	table := b.ok("streams", "list")
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	require.Len(t, lines, 3, table)
+	require.Regexp(t, `^ID\s+NAME\s+STATUS\s+PROFILE\s+OUTPUTS\s+DISABLED\s+CREATED$`, lines[0])
+	require.Regexp(t, `^`+created.ID.String()+`\s+news\s+idle\s+720p\s+hls,dash\s+false\s+`, lines[1])
+	require.Regexp(t, `\s+sports\s+idle\s+1080p\s+hls\s+false\s+`, lines[2])
+
+	var list []apiv1.Stream
+	require.NoError(t, json.Unmarshal([]byte(b.ok("streams", "list", "-o", "json")), &list))
+	require.Len(t, list, 2)
+	require.Equal(t, created.ID, list[0].ID)
+
+	out = b.ok("streams", "get", created.ID.String())
+	require.Contains(t, out, created.StreamKey)
+
+	var updated apiv1.Stream
+	require.NoError(t, json.Unmarshal([]byte(b.ok("streams", "update", created.ID.String(), "--disabled", "--segment-duration", "4", "-o", "json")), &updated))
+	require.True(t, updated.Disabled)
+	require.Equal(t, 4, updated.SegmentDuration)
+
+	var rotated apiv1.Stream
+	require.NoError(t, json.Unmarshal([]byte(b.ok("streams", "rotate-key", created.ID.String(), "-o", "json")), &rotated))
+	require.NotEqual(t, created.StreamKey, rotated.StreamKey)
+
+	require.Contains(t, b.ok("streams", "delete", created.ID.String()), "deleted stream")
+
+	// Errors carry the server's message and make the command fail.
+	_, _, err := b.run("", "streams", "get", created.ID.String())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "404 Not Found: no stream with id "+created.ID.String())
+	_, _, err = b.run("", "streams", "create", "--name", "x", "--hardware", "tpu")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "422")
+	require.Contains(t, err.Error(), "hardware")
+	_, _, err = b.run("", "streams", "update", rotated.ID.String())
+	require.ErrorContains(t, err, "nothing to update")
+
+	// A bad key is the server's 401; a missing one is refused before any call.
+	_, _, err = b.run("", "streams", "list", "--api-key", "dio_AAAAAAAA_"+strings.Repeat("A", 43))
+	require.ErrorContains(t, err, "401 Unauthorized: invalid api key")
+	delete(b.env, "DIONYSIA_API_KEY")
+	_, _, err = b.run("", "streams", "list")
+	require.ErrorContains(t, err, "api key: required")
+}
+
+func TestProfilesCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	out := b.ok("profiles", "list")
+	require.Regexp(t, `1080p\s+true\s+1080p,720p,480p,360p`, out)
+	require.Regexp(t, `passthrough\s+true\s+source`, out)
+
+	ladder := `{"renditions":[{"name":"540p","width":960,"height":540,"video_bitrate_kbps":1800}],"audio":{"bitrate_kbps":96}}`
+	path := filepath.Join(t.TempDir(), "ladder.json")
+	require.NoError(t, os.WriteFile(path, []byte(ladder), 0o600))
+	out = b.ok("profiles", "create", "--name", "sd", "--file", path)
+	require.Regexp(t, `540p\s+960x540\s+1800\s+2700`, out)
+
+	out, errOut, err := b.run(ladder, "profiles", "create", "--name", "sd-stdin", "--file", "-", "-o", "json")
+	require.NoError(t, err, errOut)
+	var p apiv1.Profile
+	require.NoError(t, json.Unmarshal([]byte(out), &p))
+	require.Equal(t, 96, p.Audio.BitrateKbps)
+
+	_, _, err = b.run(`{"renditions":[{"name":"a","width":641,"height":360,"video_bitrate_kbps":800}]}`, "profiles", "create", "--name", "odd", "--file", "-")
+	require.ErrorContains(t, err, "renditions[0].width")
+
+	require.Contains(t, b.ok("profiles", "get", "sd"), "960x540")
+	require.Contains(t, b.ok("profiles", "delete", "sd"), "deleted profile sd")
+	_, _, err = b.run("", "profiles", "delete", "720p")
+	require.ErrorContains(t, err, "409 Conflict: profile \"720p\" is built in")
+}
+
+func TestAPIKeyAndMigrateCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	out, errOut, err := b.run("", "api-key", "create", "--name", "ops")
+	require.NoError(t, err, errOut)
+	key := strings.TrimSpace(out)
+	_, err = secret.ParseAPIKey(key)
+	require.NoError(t, err, "stdout is just the key: %q", out)
+	require.Contains(t, errOut, "shown only once")
+
+	// The new key works against the API.
+	b.env["DIONYSIA_API_KEY"] = key
+	b.ok("streams", "list")
+
+	out = b.ok("api-key", "list")
+	require.Contains(t, out, "ops")
+	require.NotContains(t, out, key)
+	var keys []apiv1.APIKey
+	require.NoError(t, json.Unmarshal([]byte(b.ok("api-key", "list", "-o", "json")), &keys))
+	require.Len(t, keys, 2)
+	require.Contains(t, b.ok("api-key", "revoke", keys[1].ID.String()), "revoked api key")
+	_, _, err = b.run("", "streams", "list")
+	require.ErrorContains(t, err, "revoked")
+
+	_, _, err = b.run("", "api-key", "create", "--name", "x", "--scope", "root")
+	require.ErrorContains(t, err, "--scope must be admin or read")
+
+	out = b.ok("migrate", "status")
+	require.Regexp(t, `5\s+00005_builtin_profiles.sql\s+\d{4}-`, out)
+	require.Contains(t, b.ok("migrate", "up"), "schema is at version 5")
+}
+
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.env["DIONYSIA_OUTPUT"] = "json"
+	var list []apiv1.Profile
+	require.NoError(t, json.Unmarshal([]byte(b.ok("profiles", "list")), &list), "DIONYSIA_OUTPUT applies")
+	require.Contains(t, b.ok("profiles", "list", "-o", "table"), "BUILTIN", "the flag wins")
+	b.env["DIONYSIA_OUTPUT"] = "yaml"
+	_, _, err := b.run("", "profiles", "list")
+	require.ErrorContains(t, err, "--output must be table or json")
+}
+
+// TestEveryVariableIsDocumented fails when a flag's environment variable is not
+// in docs/configuration.md.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				if env := config.EnvName(f); env != "" {
+					seen[env] = true
+				}
+			})
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cli.NewRoot(cli.Env{}))
+	require.Greater(t, len(seen), 15)
+	for env := range seen {
+		require.Contains(t, string(doc), "`"+env+"`", "docs/configuration.md must document %s", env)
+	}
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/services/internal/apiv1"
+	"github.com/dionysia/dionysia/services/internal/client"
+	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// apiCommand builds a command group whose subcommands call the API.
+func apiCommand(use, short string, c *config.Client) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	c.RegisterFlags(cmd.PersistentFlags())
+	return cmd
+}
+
+// newClient validates the client configuration and returns a client.
+func newClient(c config.Client) (*client.Client, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return client.New(c.APIURL, c.APIKey, nil), nil
+}
+
+// streamFlags are the settable fields of a stream, shared by create and update.
+type streamFlags struct {
+	name, profile, hardware, policy string
+	outputs                         []string
+	segment, window                 int
+	disabled                        bool
+}
+
+func (f *streamFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "name", "", "stream name")
+	fs.StringVar(&f.profile, "profile", "", "profile name or id (default 720p)")
+	fs.StringSliceVar(&f.outputs, "outputs", nil, "outputs: hls, dash or both (default both)")
+	fs.StringVar(&f.hardware, "hardware", "", "transcoding hardware: auto, gpu or cpu (default auto)")
+	fs.StringVar(&f.policy, "playback-policy", "", "public or signed (default public)")
+	fs.IntVar(&f.segment, "segment-duration", 0, "segment duration in seconds, 1-10 (default 2)")
+	fs.IntVar(&f.window, "playlist-window-size", 0, "segments in the live playlist, 3-100 (default 6)")
+	fs.BoolVar(&f.disabled, "disabled", false, "refuse publishing to the stream")
+}
+
+// update returns the fields whose flags were given.
+func (f *streamFlags) update(fs *pflag.FlagSet) apiv1.StreamUpdate {
+	var u apiv1.StreamUpdate
+	set := fs.Changed
+	if set("name") {
+		u.Name = &f.name
+	}
+	if set("profile") {
+		u.Profile = &f.profile
+	}
+	if set("outputs") {
+		u.Outputs = f.outputs
+		if u.Outputs == nil {
+			u.Outputs = []string{}
+		}
+	}
+	if set("hardware") {
+		u.Hardware = &f.hardware
+	}
+	if set("playback-policy") {
+		u.PlaybackPolicy = &f.policy
+	}
+	if set("segment-duration") {
+		u.SegmentDuration = &f.segment
+	}
+	if set("playlist-window-size") {
+		u.PlaylistWindowSize = &f.window
+	}
+	if set("disabled") {
+		u.Disabled = &f.disabled
+	}
+	return u
+}
+
+// streamFieldFlags are the flags registered by streamFlags.register.
+var streamFieldFlags = []string{"name", "profile", "outputs", "hardware", "playback-policy", "segment-duration", "playlist-window-size", "disabled"}
+
+func anyChanged(fs *pflag.FlagSet, names []string) bool {
+	for _, n := range names {
+		if fs.Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func registerStreamCompletions(cmd *cobra.Command) {
+	noFile := cobra.ShellCompDirectiveNoFileComp
+	_ = cmd.RegisterFlagCompletionFunc("hardware", cobra.FixedCompletions([]string{job.HardwareAuto, job.HardwareGPU, job.HardwareCPU}, noFile))
+	_ = cmd.RegisterFlagCompletionFunc("playback-policy", cobra.FixedCompletions([]string{"public", "signed"}, noFile))
+	_ = cmd.RegisterFlagCompletionFunc("outputs", cobra.FixedCompletions([]string{job.OutputHLS, job.OutputDASH}, noFile))
+}
+
+func (g *globals) printStream(s apiv1.Stream) error {
+	if g.json() {
+		return g.printJSON(s)
+	}
+	rows := [][]string{
+		{"id", s.ID.String()}, {"name", s.Name}, {"status", s.Status}, {"stream key", s.StreamKey},
+		{"profile", s.Profile.Name}, {"outputs", strings.Join(s.Outputs, ",")}, {"hardware", s.Hardware},
+		{"playback policy", s.PlaybackPolicy}, {"segment duration", strconv.Itoa(s.SegmentDuration) + " s"},
+		{"playlist window", strconv.Itoa(s.PlaylistWindowSize) + " segments"}, {"disabled", strconv.FormatBool(s.Disabled)},
+		{"ingest rtmp", s.Ingest.RTMP}, {"ingest srt", s.Ingest.SRT}, {"ingest rtsp", s.Ingest.RTSP}, {"ingest whip", s.Ingest.WHIP},
+	}
+	if s.Playback.HLS != "" {
+		rows = append(rows, []string{"playback hls", s.Playback.HLS})
+	}
+	if s.Playback.DASH != "" {
+		rows = append(rows, []string{"playback dash", s.Playback.DASH})
+	}
+	rows = append(rows, []string{"created", s.CreatedAt.UTC().Format(time.RFC3339)}, []string{"updated", s.UpdatedAt.UTC().Format(time.RFC3339)})
+	return g.table([]string{"FIELD", "VALUE"}, rows)
+}
+
+func newStreamsCmd(g *globals) *cobra.Command {
+	var cc config.Client
+	cmd := apiCommand("streams", "Manage streams through the API", &cc)
+	cmd.Aliases = []string{"stream"}
+
+	var cf streamFlags
+	create := &cobra.Command{
+		Use:   "create --name NAME [flags]",
+		Short: "Create a stream and print it with its stream key and URLs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			u := cf.update(cmd.Flags())
+			req := apiv1.StreamCreate{Name: cf.name, Profile: u.Profile, Outputs: u.Outputs, Hardware: u.Hardware,
+				PlaybackPolicy: u.PlaybackPolicy, SegmentDuration: u.SegmentDuration, PlaylistWindowSize: u.PlaylistWindowSize, Disabled: u.Disabled}
+			s, err := c.CreateStream(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.printStream(s)
+		},
+	}
+	cf.register(create.Flags())
+	registerStreamCompletions(create)
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List every stream",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			all, err := c.AllStreams(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				if all == nil {
+					all = []apiv1.Stream{}
+				}
+				return g.printJSON(all)
+			}
+			rows := make([][]string, len(all))
+			for i, s := range all {
+				rows[i] = []string{s.ID.String(), s.Name, s.Status, s.Profile.Name, strings.Join(s.Outputs, ","),
+					strconv.FormatBool(s.Disabled), s.CreatedAt.UTC().Format(time.RFC3339)}
+			}
+			return g.table([]string{"ID", "NAME", "STATUS", "PROFILE", "OUTPUTS", "DISABLED", "CREATED"}, rows)
+		},
+	}
+
+	get := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a stream with its stream key and URLs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			s, err := c.GetStream(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.printStream(s)
+		},
+	}
+
+	var uf streamFlags
+	update := &cobra.Command{
+		Use:   "update ID [flags]",
+		Short: "Change the given fields of a stream",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			u := uf.update(cmd.Flags())
+			if !anyChanged(cmd.Flags(), streamFieldFlags) {
+				return fmt.Errorf("nothing to update: give at least one of the flags")
+			}
+			s, err := c.UpdateStream(cmd.Context(), args[0], u)
+			if err != nil {
+				return err
+			}
+			return g.printStream(s)
+		},
+	}
+	uf.register(update.Flags())
+	registerStreamCompletions(update)
+
+	del := &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a stream",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteStream(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(map[string]string{"deleted": args[0]})
+			}
+			fmt.Fprintf(g.env.Stdout, "deleted stream %s\n", args[0])
+			return nil
+		},
+	}
+
+	rotate := &cobra.Command{
+		Use:   "rotate-key ID",
+		Short: "Give a stream a new stream key (the old one stops working)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			s, err := c.RotateStreamKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.printStream(s)
+		},
+	}
+	cmd.AddCommand(create, list, get, update, del, rotate)
+	return cmd
+}

@@ -1,0 +1,79 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/require"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	t.Parallel()
+	var c config.API
+	fs := pflag.NewFlagSet("api", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"--addr", "0.0.0.0:9000"}))
+	require.NoError(t, config.ApplyEnv(fs, envOf(map[string]string{
+		"DIONYSIA_API_ADDR":             "127.0.0.1:1", // loses to the flag
+		"DIONYSIA_EDGE_RTMP_PORT":       "19350",
+		"DIONYSIA_API_SHUTDOWN_TIMEOUT": "3s",
+	})))
+	require.Equal(t, "0.0.0.0:9000", c.Addr)
+	require.Equal(t, 19350, c.Public.RTMPPort)
+	require.Equal(t, 3*time.Second, c.ShutdownTimeout)
+	require.Equal(t, config.DefaultSRTPort, c.Public.SRTPort)
+	require.Equal(t, config.DefaultPlaybackBaseURL, c.Public.PlaybackBaseURL)
+	require.NoError(t, c.WithDefaults().Validate())
+}
+
+func TestApplyEnvReportsBadValues(t *testing.T) {
+	t.Parallel()
+	var c config.API
+	fs := pflag.NewFlagSet("api", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	err := config.ApplyEnv(fs, envOf(map[string]string{"DIONYSIA_EDGE_RTMP_PORT": "many", "DIONYSIA_API_SHUTDOWN_TIMEOUT": "soon"}))
+	require.ErrorContains(t, err, "DIONYSIA_EDGE_RTMP_PORT")
+	require.ErrorContains(t, err, "DIONYSIA_API_SHUTDOWN_TIMEOUT")
+}
+
+func TestZeroValueMeansDefaults(t *testing.T) {
+	t.Parallel()
+	c := config.API{}.WithDefaults()
+	require.Equal(t, config.DefaultAPIAddr, c.Addr)
+	require.Equal(t, int64(config.DefaultBodyLimit), c.BodyLimit)
+	require.Equal(t, config.DefaultEdgePublicHost, c.Public.EdgeHost)
+	require.NoError(t, c.Validate())
+	require.Equal(t, config.DefaultDatabaseURL, config.Database{}.WithDefaults().URL)
+	require.Equal(t, config.DefaultRedisURL, config.Redis{}.WithDefaults().URL)
+	require.Equal(t, "http://x:1", config.PublicURLs{PlaybackBaseURL: "http://x:1/"}.WithDefaults().PlaybackBaseURL)
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"addr", config.API{Addr: "8080"}.WithDefaults().Validate(), "api addr"},
+		{"body limit", config.API{BodyLimit: 10}.WithDefaults().Validate(), "body limit"},
+		{"port", config.API{Public: config.PublicURLs{RTMPPort: 70000}}.WithDefaults().Validate(), "edge rtmp port"},
+		{"edge host", config.API{Public: config.PublicURLs{EdgeHost: "http://x/"}}.WithDefaults().Validate(), "edge public host"},
+		{"playback url", config.API{Public: config.PublicURLs{PlaybackBaseURL: "ftp://x"}}.WithDefaults().Validate(), "playback base url"},
+		{"database url", config.Database{URL: "mysql://x"}.WithDefaults().Validate(), "database url"},
+		{"max conns", config.Database{MaxConns: -1}.WithDefaults().Validate(), "max conns"},
+		{"redis url", config.Redis{URL: "http://x"}.WithDefaults().Validate(), "redis url"},
+		{"client key", config.Client{}.WithDefaults().Validate(), "api key: required"},
+		{"client url", config.Client{APIURL: "localhost:8080", APIKey: "k"}.WithDefaults().Validate(), "api url"},
+	}
+	for _, tc := range cases {
+		require.ErrorContains(t, tc.err, tc.want, tc.name)
+	}
+	require.NoError(t, config.PublicURLs{EdgeHost: "::1"}.WithDefaults().Validate(), "IPv6 literal")
+}

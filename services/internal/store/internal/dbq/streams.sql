@@ -1,0 +1,47 @@
+-- Mutations return the id; the store then reads the stream with its profile's
+-- name (GetStream) in the same transaction.
+
+-- name: CreateStream :one
+INSERT INTO streams (id, name, stream_key, profile_id, outputs, hardware, playback_policy,
+                     segment_duration, playlist_window_size, disabled)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id;
+
+-- name: GetStream :one
+SELECT sqlc.embed(s), p.name AS profile_name
+FROM streams s JOIN profiles p ON p.id = s.profile_id
+WHERE s.id = $1;
+
+-- name: GetStreamByKey :one
+SELECT sqlc.embed(s), p.name AS profile_name
+FROM streams s JOIN profiles p ON p.id = s.profile_id
+WHERE s.stream_key = $1;
+
+-- name: ListStreams :many
+SELECT sqlc.embed(s), p.name AS profile_name
+FROM streams s JOIN profiles p ON p.id = s.profile_id
+WHERE sqlc.narg(after)::uuid IS NULL OR s.id > sqlc.narg(after)::uuid
+ORDER BY s.id
+LIMIT sqlc.arg(max_rows);
+
+-- name: UpdateStream :one
+UPDATE streams SET
+    name                 = coalesce(sqlc.narg(name), name),
+    profile_id           = coalesce(sqlc.narg(profile_id), profile_id),
+    outputs              = coalesce(sqlc.narg(outputs)::text[], outputs),
+    hardware             = coalesce(sqlc.narg(hardware), hardware),
+    playback_policy      = coalesce(sqlc.narg(playback_policy), playback_policy),
+    segment_duration     = coalesce(sqlc.narg(segment_duration), segment_duration),
+    playlist_window_size = coalesce(sqlc.narg(playlist_window_size), playlist_window_size),
+    disabled             = coalesce(sqlc.narg(disabled), disabled),
+    updated_at           = now()
+WHERE id = sqlc.arg(id)
+RETURNING id;
+
+-- name: RotateStreamKey :one
+UPDATE streams SET stream_key = sqlc.arg(stream_key), updated_at = now()
+WHERE id = sqlc.arg(id)
+RETURNING id;
+
+-- name: DeleteStream :execrows
+DELETE FROM streams WHERE id = $1;
