@@ -16,6 +16,7 @@ setup:
 
 # Build bin/dionysia (pure Go, CGO off) and bin/dionysia-worker (cgo, GStreamer).
 build:
+    deploy/local/player-assets.sh
     mkdir -p bin
     CGO_ENABLED=0 go build -trimpath -o bin/dionysia ./services/cmd/dionysia
     go build -trimpath -o bin/dionysia-worker ./workers/cmd/dionysia-worker

@@ -80,10 +80,8 @@ install_go_tools() {
 }
 
 install_npm_deps() {
-  if [[ -f "${root}/services/internal/preview/package.json" ]]; then
-    (cd "${root}/services/internal/preview" && npm ci --silent --no-audit --no-fund >/dev/null)
-  fi
-  if [[ -f "${root}/e2e/package.json" ]] && [[ ! -d "${root}/e2e/node_modules" ]]; then
+  "${root}/deploy/local/player-assets.sh"
+  if [[ -f "${root}/e2e/package-lock.json" ]] && [[ ! -d "${root}/e2e/node_modules" ]]; then
     say "installing e2e npm packages"
     (cd "${root}/e2e" && npm ci --silent --no-audit --no-fund >/dev/null)
   fi

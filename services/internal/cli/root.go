@@ -71,7 +71,8 @@ func NewRoot(env Env) *cobra.Command {
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	config.BindEnv(pf, "log-format", "DIONYSIA_LOG_FORMAT")
 
-	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g))
+	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g),
+		newEdgeCmd(g), newRouterCmd(g))
 	return root
 }
 

@@ -1,0 +1,87 @@
+package ownership
+
+import "github.com/redis/go-redis/v9"
+
+// Each script is one atomic step. Tokens are stored as decimal strings in the
+// owner hash, so comparing ARGV (a string) with HGET is exact.
+
+// acquireScript: KEYS owner, fence. ARGV worker_id, origin_url, session_id,
+// ttl_ms, now_ms, policy, channel, stream_id.
+// Returns {1, token} or {0, current_worker_id}.
+var acquireScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'worker_id')
+if cur and cur ~= ARGV[1] then
+  return {0, cur}
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'worker_id', ARGV[1], 'origin_url', ARGV[2], 'session_id', ARGV[3],
+  'token', token, 'acquired_at', ARGV[5], 'policy', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[7], cjson.encode({event='acquired', stream_id=ARGV[8], session_id=ARGV[3],
+  worker_id=ARGV[1], origin_url=ARGV[2], token=token, policy=ARGV[6]}))
+return {1, token}
+`)
+
+// renewScript: KEYS owner. ARGV token, ttl_ms. Returns 1 if renewed, 0 if the
+// token is not the current one (or the lease is gone).
+var renewScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// releaseScript: KEYS owner. ARGV token, channel, stream_id. Deletes the owner
+// only if the token matches; returns 1 if deleted.
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return 0
+end
+local h = redis.call('HMGET', KEYS[1], 'worker_id', 'origin_url', 'session_id', 'policy')
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], cjson.encode({event='released', stream_id=ARGV[3], token=tonumber(ARGV[1]),
+  worker_id=h[1], origin_url=h[2], session_id=h[3], policy=h[4]}))
+return 1
+`)
+
+// fencedScript: KEYS owner, target. ARGV token, command, args...
+// Runs "command target args..." only if token is the current owner's token.
+// Returns {1, reply} or {0}.
+var fencedScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return {0}
+end
+local args = {}
+for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
+local res = redis.call(ARGV[2], KEYS[2], unpack(args))
+return {1, res}
+`)
+
+// assignScript: KEYS assignment, assignments. ARGV session_id, since_ms,
+// policy, channel, stream_id.
+var assignScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'session_id', ARGV[1], 'since', ARGV[2], 'policy', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
+redis.call('PUBLISH', ARGV[4], cjson.encode({event='assigned', stream_id=ARGV[5], session_id=ARGV[1], policy=ARGV[3]}))
+return 1
+`)
+
+// unassignScript: KEYS assignment, assignments. ARGV session_id (empty: any),
+// channel, stream_id. Returns 1 if an assignment was removed.
+var unassignScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'session_id')
+if not cur then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  return 0
+end
+if ARGV[1] ~= '' and cur ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('PUBLISH', ARGV[2], cjson.encode({event='ended', stream_id=ARGV[3], session_id=cur}))
+return 1
+`)
