@@ -34,6 +34,10 @@ const (
 // own preset scale (see the worker's encoder selection).
 var Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
 
+// ReservedName cannot name a rendition: the packager writes the shared audio
+// track under it.
+const ReservedName = "audio"
+
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // Rendition is one rung of the ladder.
@@ -138,6 +142,8 @@ func (l Ladder) Validate() error {
 		p := fmt.Sprintf("renditions[%d].", i)
 		if !nameRE.MatchString(r.Name) {
 			add(p+"name", "must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter or digit")
+		} else if r.Name == ReservedName {
+			add(p+"name", "%q is reserved for the audio track", ReservedName)
 		} else if seen[r.Name] {
 			add(p+"name", "duplicate rendition name %q", r.Name)
 		}

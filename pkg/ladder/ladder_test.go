@@ -34,6 +34,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		"absurd bitrate":     {func(l *ladder.Ladder) { l.Renditions[0].VideoBitrateKbps = 10_000_000 }, "renditions[0].video_bitrate_kbps"},
 		"max below average":  {func(l *ladder.Ladder) { l.Renditions[0].MaxBitrateKbps = 100 }, "renditions[0].max_bitrate_kbps"},
 		"duplicate name":     {func(l *ladder.Ladder) { l.Renditions[1].Name = l.Renditions[0].Name }, "renditions[1].name"},
+		"reserved name":      {func(l *ladder.Ladder) { l.Renditions[0].Name = "audio" }, "renditions[0].name"},
 		"bad name":           {func(l *ladder.Ladder) { l.Renditions[0].Name = "../x" }, "renditions[0].name"},
 		"bad codec":          {func(l *ladder.Ladder) { l.Renditions[0].Codec = "vp9" }, "renditions[0].codec"},
 		"bad preset":         {func(l *ladder.Ladder) { l.Renditions[0].Preset = "warp" }, "renditions[0].preset"},

@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// stream is the part of the API's stream JSON the suite reads.
+type stream struct {
+	ID        string `json:"id"`
+	StreamKey string `json:"stream_key"`
+	Status    string `json:"status"`
+	Ingest    struct {
+		RTMP string `json:"rtmp"`
+		SRT  string `json:"srt"`
+	} `json:"ingest"`
+	Playback struct {
+		HLS  string `json:"hls"`
+		DASH string `json:"dash"`
+	} `json:"playback"`
+	Session *struct {
+		ID        string  `json:"id"`
+		Status    string  `json:"status"`
+		Protocol  string  `json:"protocol"`
+		WorkerID  *string `json:"worker_id"`
+		EndReason *string `json:"end_reason"`
+		Source    struct {
+			VideoCodec string `json:"video_codec"`
+			Width      int    `json:"width"`
+			Height     int    `json:"height"`
+		} `json:"source"`
+	} `json:"session"`
+}
+
+// e2eProfile is a two-rung ladder a 2-core machine transcodes in real time
+// from the 1080p60 clip, alongside everything else the suite runs.
+const e2eProfile = `{"name":"e2e","description":"end-to-end suite ladder","renditions":[
+ {"name":"480p","width":854,"height":480,"video_bitrate_kbps":1000,"frame_rate":30,"preset":"superfast"},
+ {"name":"360p","width":640,"height":360,"video_bitrate_kbps":600,"frame_rate":30,"preset":"superfast"}],
+ "audio":{"codec":"aac","bitrate_kbps":128,"channels":2,"sample_rate":48000}}`
+
+func (p *Platform) getStream(t testing.TB, id string) stream {
+	t.Helper()
+	var s stream
+	require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/streams/"+id, "", &s))
+	return s
+}
+
+func (p *Platform) createStream(t testing.TB, body string) stream {
+	t.Helper()
+	var s stream
+	require.Equal(t, http.StatusCreated, p.APIRequest(t, http.MethodPost, "/api/v1/streams", body, &s))
+	return s
+}
+
+// ffprobeStreams runs ffprobe on a URL and returns "codec WxH" for video and
+// "codec Nch RATE" for audio streams.
+func ffprobeStreams(t testing.TB, url string) []string {
+	t.Helper()
+	out := Run(t, 60*time.Second, nil, "ffprobe", "-v", "error", "-rw_timeout", "10000000",
+		"-show_entries", "stream=codec_type,codec_name,profile,width,height,channels,sample_rate", "-of", "json", url)
+	var res struct {
+		Streams []struct {
+			CodecType  string `json:"codec_type"`
+			CodecName  string `json:"codec_name"`
+			Width      int    `json:"width"`
+			Height     int    `json:"height"`
+			Channels   int    `json:"channels"`
+			SampleRate string `json:"sample_rate"`
+		} `json:"streams"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res), out)
+	var got []string
+	for _, s := range res.Streams {
+		switch s.CodecType {
+		case "video":
+			got = append(got, fmt.Sprintf("%s %dx%d", s.CodecName, s.Width, s.Height))
+		case "audio":
+			got = append(got, fmt.Sprintf("%s %dch %s", s.CodecName, s.Channels, s.SampleRate))
+		}
+	}
+	return got
+}
+
+func TestPlatform(t *testing.T) {
+	p := Start(t, Options{Workers: 2, LeaseTTL: 2 * time.Second})
+	require.Equal(t, http.StatusCreated, p.APIRequest(t, http.MethodPost, "/api/v1/profiles", e2eProfile, nil))
+	st := p.createStream(t, `{"name":"e2e-rtmp","profile":"e2e"}`)
+	hlsURL := p.RouterURL + "/live/" + st.ID + "/index.m3u8"
+	dashURL := p.RouterURL + "/live/" + st.ID + "/manifest.mpd"
+	var publisher *Proc
+
+	t.Run("RTMP publish goes live", func(t *testing.T) {
+		publisher = PublishRTMP(t, p.LogDir, "ffmpeg-rtmp", st.Ingest.RTMP)
+		took := Eventually(t, 15*time.Second, 100*time.Millisecond, "stream live", func() bool {
+			s := p.getStream(t, st.ID)
+			return s.Status == "live" && s.Session != nil && s.Session.Source.Width > 0
+		})
+		s := p.getStream(t, st.ID)
+		t.Logf("live %s after publishing: session %s over %s, source %s %dx%d", took.Round(time.Millisecond),
+			s.Session.ID, s.Session.Protocol, s.Session.Source.VideoCodec, s.Session.Source.Width, s.Session.Source.Height)
+		require.Equal(t, "rtmp", s.Session.Protocol)
+		require.Equal(t, 1920, s.Session.Source.Width)
+		require.Equal(t, 1080, s.Session.Source.Height)
+		out := p.CLI(t, "streams", "get", st.ID)
+		require.Contains(t, out, "live")
+	})
+
+	t.Run("router serves the HLS tree", func(t *testing.T) {
+		took := Eventually(t, 30*time.Second, 200*time.Millisecond, "multivariant playlist through the router", func() bool {
+			return Get(t, hlsURL).Status == http.StatusOK
+		})
+		t.Logf("multivariant playlist served %s after going live", took.Round(time.Millisecond))
+		files := WalkHLS(t, hlsURL)
+		var segments int
+		for _, f := range files {
+			require.Equal(t, http.StatusOK, f.Status, f.URL)
+			require.Equal(t, WantContentType(f.URL), f.ContentType, f.URL)
+			if strings.HasSuffix(f.URL, ".m4s") {
+				segments++
+			}
+		}
+		t.Logf("fetched %d files (%d segments) through the router, all 200 with the right Content-Type", len(files), segments)
+		require.Positive(t, segments)
+		got := ffprobeStreams(t, hlsURL)
+		t.Logf("ffprobe %s: %v", hlsURL, got)
+		require.Contains(t, got, "h264 854x480")
+		require.Contains(t, got, "h264 640x360")
+		require.Contains(t, got, "aac 2ch 48000")
+	})
+
+	t.Run("router serves DASH", func(t *testing.T) {
+		f := Get(t, dashURL)
+		require.Equal(t, http.StatusOK, f.Status)
+		require.Equal(t, "application/dash+xml", f.ContentType)
+		require.Contains(t, string(f.Body), `type="dynamic"`)
+		got := ffprobeStreams(t, dashURL)
+		t.Logf("ffprobe %s: %v", dashURL, got)
+		require.Contains(t, got, "h264 854x480")
+		require.Contains(t, got, "h264 640x360")
+		require.Contains(t, got, "aac 2ch 48000")
+	})
+
+	for _, format := range []string{"hls", "dash"} {
+		t.Run(format+" plays in Chromium", func(t *testing.T) {
+			url := p.RouterURL + "/play/" + st.ID + "?format=" + format
+			state := Play(t, p.LogDir, "chromium-"+format, url, 5, 60*time.Second)
+			t.Logf("%s player: state=%s played=%.1fs levels=%d current=%d latency=%v errors=%v", format, state.State,
+				state.CurrentTime, state.Levels, state.CurrentLevel, fmtPtr(state.Latency), state.Errors)
+			require.NotEqual(t, "error", state.State, "fatal player error: %v", state.Errors)
+			require.GreaterOrEqual(t, state.CurrentTime, 5.0, "currentTime must advance at least 5 s")
+			require.Equal(t, 2, state.Levels, "the player sees both rungs")
+		})
+	}
+
+	t.Run("publisher stop ends the session and the playlists", func(t *testing.T) {
+		require.NotNil(t, publisher)
+		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
+		publisher.Stop(5 * time.Second)
+		stopped := time.Now()
+		took := Eventually(t, 10*time.Second, 100*time.Millisecond, "stream idle", func() bool {
+			return p.getStream(t, st.ID).Status == "idle"
+		})
+		t.Logf("idle %s after the publisher stopped", took.Round(time.Millisecond))
+		var ended bool
+		Eventually(t, 15*time.Second, 100*time.Millisecond, "ENDLIST in the media playlist", func() bool {
+			f := Get(t, media)
+			ended = f.Status == http.StatusOK && strings.Contains(string(f.Body), "#EXT-X-ENDLIST")
+			return ended
+		})
+		t.Logf("playlist ended %s after the publisher stopped", time.Since(stopped).Round(time.Millisecond))
+		var sessions struct {
+			Data []struct {
+				Status    string  `json:"status"`
+				EndReason *string `json:"end_reason"`
+			} `json:"data"`
+		}
+		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/streams/"+st.ID+"/sessions", "", &sessions))
+		require.NotEmpty(t, sessions.Data)
+		require.Equal(t, "ended", sessions.Data[0].Status)
+		require.NotNil(t, sessions.Data[0].EndReason)
+		t.Logf("session ended with reason %s", *sessions.Data[0].EndReason)
+	})
+	if os.Getenv("E2E_KEEP") != "" {
+		t.Logf("E2E_KEEP set: logs stay in %s", p.LogDir)
+	}
+}
+
+func fmtPtr(f *float64) string {
+	if f == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1fs", *f)
+}

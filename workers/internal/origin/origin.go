@@ -1,0 +1,278 @@
+// Package origin is the worker's HTTP origin: it serves the HLS and DASH
+// output of the streams this worker currently owns, and nothing else.
+//
+// Requests have the playback form GET|HEAD /live/{stream_id}[/t/{token}]/{file}
+// (see package playback) and are served from {DataDir}/{stream_id}/{file}.
+// Paths are checked by playback.ParsePath (a strict allowlist: no "..",
+// hidden files, percent encodings, backslashes or NUL bytes) and files are
+// opened through an os.Root confined to the stream's directory, which also
+// refuses symlinks that lead outside of it.
+package origin
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the origin handler.
+type Config struct {
+	// DataDir holds one directory per stream, named by its id.
+	DataDir string
+	// Holds reports whether this worker currently owns streamID. Only held
+	// streams are served. Required.
+	Holds func(streamID string) bool
+	// Signed reports whether streamID requires a playback token. With Signer,
+	// the origin enforces tokens itself: needed when viewers reach it directly
+	// (the router's redirect mode). Leave nil behind a proxying router.
+	Signed func(streamID string) bool
+	Signer *playback.Signer
+	// SegmentDuration is the target segment length; playlists are cacheable
+	// for half of it (at least 1 s). Default 2 s.
+	SegmentDuration time.Duration
+	// WorkerID, when set, is sent as X-Dionysia-Worker.
+	WorkerID string
+	Logger   *slog.Logger
+	// Registry receives the origin's metrics; nil registers none.
+	Registry prometheus.Registerer
+	// Now is the clock for token expiry; default time.Now.
+	Now func() time.Time
+}
+
+// Outcomes counted by dionysia_origin_requests_total.
+const (
+	OutcomeServed    = "served"
+	OutcomeBadPath   = "bad_path"
+	OutcomeNotHeld   = "not_held"
+	OutcomeNotFound  = "not_found"
+	OutcomeForbidden = "forbidden"
+	OutcomePreflight = "preflight"
+	OutcomeMethod    = "method_not_allowed"
+)
+
+type handler struct {
+	cfg            Config
+	log            *slog.Logger
+	playlistMaxAge int
+	requests       *prometheus.CounterVec
+}
+
+// New returns the origin handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("origin: DataDir is required")
+	}
+	if cfg.Holds == nil {
+		return nil, errors.New("origin: Holds is required")
+	}
+	if cfg.Signer != nil {
+		if err := cfg.Signer.Validate(); err != nil {
+			return nil, fmt.Errorf("origin: %w", err)
+		}
+	}
+	cfg.SegmentDuration = cmp.Or(cfg.SegmentDuration, 2*time.Second)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &handler{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		playlistMaxAge: max(1, int(math.Round(cfg.SegmentDuration.Seconds()/2))),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dionysia_origin_requests_total",
+			Help: "Origin requests by outcome.",
+		}, []string{"outcome"}),
+	}
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(h.requests); err != nil {
+			return nil, fmt.Errorf("origin: registering metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// CORS headers sent on every response, so browser players can read errors too.
+func setCORS(hd http.Header) {
+	hd.Set("Access-Control-Allow-Origin", "*")
+	hd.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Last-Modified, Age, X-Dionysia-Worker")
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	if h.cfg.WorkerID != "" {
+		w.Header().Set("X-Dionysia-Worker", h.cfg.WorkerID)
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		Preflight(w)
+		h.requests.WithLabelValues(OutcomePreflight).Inc()
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		h.problem(w, http.StatusMethodNotAllowed, OutcomeMethod, "only GET, HEAD and OPTIONS are allowed")
+		return
+	}
+	p, err := playback.ParsePath(r.URL.EscapedPath())
+	if err != nil {
+		h.problem(w, http.StatusBadRequest, OutcomeBadPath, "not a playback path: /live/{stream_id}/{file}")
+		return
+	}
+	if !h.cfg.Holds(p.StreamID) {
+		w.Header().Set(NotHeldHeader, NotHeldValue)
+		h.problem(w, http.StatusNotFound, OutcomeNotHeld, "stream is not served by this origin")
+		return
+	}
+	if h.cfg.Signer != nil && h.cfg.Signed != nil && h.cfg.Signed(p.StreamID) {
+		if err := h.cfg.Signer.Verify(p.Token, p.StreamID, ClientIP(r), h.cfg.Now()); err != nil {
+			h.problem(w, http.StatusForbidden, OutcomeForbidden, err.Error())
+			return
+		}
+	}
+	ctype, cacheControl, ok := h.fileType(p.File)
+	if !ok {
+		h.problem(w, http.StatusNotFound, OutcomeNotFound, "no such file")
+		return
+	}
+	f, info, err := open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.log.Debug("origin refused file", "stream_id", p.StreamID, "file", p.File, "err", err)
+		}
+		h.problem(w, http.StatusNotFound, OutcomeNotFound, "no such file")
+		return
+	}
+	defer f.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", ctype)
+	hd.Set("Cache-Control", cacheControl)
+	hd.Set("ETag", fmt.Sprintf(`"%x-%x"`, info.Size(), info.ModTime().UnixNano()))
+	h.requests.WithLabelValues(OutcomeServed).Inc()
+	http.ServeContent(w, r, "", info.ModTime(), f)
+}
+
+// open opens file inside dir, refusing anything that resolves outside it
+// (os.Root also refuses escaping symlinks) and anything but a regular file.
+func open(dir, file string) (*os.File, fs.FileInfo, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening stream directory: %w", err)
+	}
+	defer root.Close()
+	f, err := root.Open(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening %s: %w", file, err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("stat %s: %w", file, err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is not a regular file: %w", file, fs.ErrNotExist)
+	}
+	return f, info, nil
+}
+
+// NotHeldHeader is set (to NotHeldValue) on the 404 for a stream this origin
+// does not hold, so a router can tell a moved stream from a missing file.
+const (
+	NotHeldHeader = "X-Dionysia-Origin-Status"
+	NotHeldValue  = "not-held"
+)
+
+const immutable = "public, max-age=31536000, immutable"
+
+// fileType returns the Content-Type and Cache-Control of a file by its
+// extension; only the packager's file types are served.
+func (h *handler) fileType(file string) (ctype, cacheControl string, ok bool) {
+	playlist := "public, max-age=" + strconv.Itoa(h.playlistMaxAge)
+	audio := isAudio(file)
+	switch strings.ToLower(path.Ext(file)) {
+	case ".m3u8":
+		return "application/vnd.apple.mpegurl", playlist, true
+	case ".mpd":
+		return "application/dash+xml", playlist, true
+	case ".m4s":
+		if audio {
+			return "audio/mp4", immutable, true
+		}
+		return "video/iso.segment", immutable, true
+	case ".mp4", ".cmfv":
+		if audio {
+			return "audio/mp4", immutable, true
+		}
+		return "video/mp4", immutable, true
+	case ".m4a", ".cmfa":
+		return "audio/mp4", immutable, true
+	case ".ts":
+		return "video/mp2t", immutable, true
+	case ".aac":
+		return "audio/aac", immutable, true
+	case ".vtt":
+		return "text/vtt; charset=utf-8", immutable, true
+	}
+	return "", "", false
+}
+
+// isAudio reports whether a file sits in an audio rendition: a directory
+// whose name starts with "audio", or a file named audio*.
+func isAudio(file string) bool {
+	for _, seg := range strings.Split(file, "/") {
+		if strings.HasPrefix(strings.ToLower(seg), "audio") {
+			return true
+		}
+	}
+	return false
+}
+
+// Preflight answers a CORS preflight request.
+func Preflight(w http.ResponseWriter) {
+	hd := w.Header()
+	setCORS(hd)
+	hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	hd.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
+	hd.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ClientIP is the address of the peer that sent r.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+func (h *handler) problem(w http.ResponseWriter, status int, outcome, detail string) {
+	h.requests.WithLabelValues(outcome).Inc()
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+}

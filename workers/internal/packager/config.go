@@ -1,0 +1,84 @@
+package packager
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultSegmentDuration = 2 * time.Second
+	DefaultWindowSize      = 6
+	DefaultExtraSegments   = 2
+)
+
+// Config configures one stream's packager. The zero value of every field means
+// its default.
+type Config struct {
+	// Dir is the stream's directory, {data_dir}/{stream_id}. It is created if
+	// missing. Required.
+	Dir string
+	// SegmentDuration is the target segment duration. Segments are cut at the
+	// first keyframe at or after the target, so the encoder's keyframe interval
+	// should divide it. Default 2 s.
+	SegmentDuration time.Duration
+	// WindowSize is the number of segments listed in the live playlists and the
+	// MPD (the DVR window). Default 6.
+	WindowSize int
+	// ExtraSegments is how many segments are kept on disk after they left the
+	// window, so a player holding the previous playlist can still fetch them.
+	// Default 2; a negative value keeps none.
+	ExtraSegments int
+	// DisableHLS and DisableDASH turn off the HLS playlists or the DASH MPD.
+	// The segments are the same for both; at least one must stay enabled.
+	DisableHLS  bool
+	DisableDASH bool
+	// Logger receives warnings about dropped or misaligned input. Default: discard.
+	Logger *slog.Logger
+	// Clock gives wall-clock time for availabilityStartTime, publishTime,
+	// EXT-X-PROGRAM-DATE-TIME and segment numbering. Default time.Now.
+	Clock func() time.Time
+}
+
+// Validate reports whether the configuration can be used (after defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("dir is required"))
+	}
+	if c.SegmentDuration < 100*time.Millisecond || c.SegmentDuration > time.Minute {
+		errs = append(errs, fmt.Errorf("segment duration %s is outside [100ms, 1m]", c.SegmentDuration))
+	}
+	if c.WindowSize < 1 || c.WindowSize > 10_000 {
+		errs = append(errs, fmt.Errorf("window size %d is outside [1, 10000]", c.WindowSize))
+	}
+	if c.ExtraSegments > 10_000 {
+		errs = append(errs, fmt.Errorf("extra segments %d is above 10000", c.ExtraSegments))
+	}
+	if c.DisableHLS && c.DisableDASH {
+		errs = append(errs, errors.New("both HLS and DASH are disabled"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	c.SegmentDuration = cmp.Or(c.SegmentDuration, DefaultSegmentDuration)
+	c.WindowSize = cmp.Or(c.WindowSize, DefaultWindowSize)
+	switch {
+	case c.ExtraSegments == 0:
+		c.ExtraSegments = DefaultExtraSegments
+	case c.ExtraSegments < 0:
+		c.ExtraSegments = 0
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}

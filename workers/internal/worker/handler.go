@@ -1,0 +1,346 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/workers/internal/media"
+	"github.com/dionysia/dionysia/workers/internal/packager"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+)
+
+// RunFunc runs one pipeline run of a transcode into sink. It returns nil when
+// the source ended (EOS), an error when the run failed, and ctx.Err() (or nil)
+// soon after ctx ends. Permanent failures (a source that can never be
+// transcoded) are marked by wrapping ErrPermanent.
+type RunFunc func(ctx context.Context, t job.Transcode, sink media.Sink) error
+
+// ErrPermanent marks a pipeline failure that a restart cannot fix, such as an
+// unsupported codec or a source with no video.
+var ErrPermanent = errors.New("permanent pipeline failure")
+
+// errStopRequested is the cancel cause when the control plane asked the
+// session to stop.
+type errStopRequested struct{ reason string }
+
+func (e errStopRequested) Error() string { return "stop requested: " + e.reason }
+
+// Handler runs transcode tasks: it takes ownership of the stream, runs the
+// pipeline into the packager, restarts it on failure with bounded backoff, and
+// stops when the session ends, the lease is lost or the worker shuts down.
+type Handler struct {
+	WorkerID  string
+	OriginURL string
+	DataDir   string
+
+	Ownership *ownership.Store
+	Stops     job.StopSignal
+	Reporter  *Reporter
+	Run       RunFunc
+	Metrics   *Metrics
+	Logger    *slog.Logger
+
+	// Retention is how long a stream's files stay on disk after its session
+	// ended on this worker (players finishing the last segments, late CDN
+	// fetches). Default 60 s.
+	Retention time.Duration
+	// MaxRestarts bounds pipeline restarts within RestartWindow before the
+	// session is failed. Defaults 5 and 1 min.
+	MaxRestarts   int
+	RestartWindow time.Duration
+	// EndLinger is how long a worker keeps serving a stream after its
+	// session ended, so players fetch the final playlists (EXT-X-ENDLIST, a
+	// static MPD) before routers stop sending them here. It ends early when
+	// a new session of the stream is assigned. Default 2 segments + 1 s.
+	EndLinger time.Duration
+	// SourceGrace is how long an ended source may come back (a publisher
+	// reconnecting) before the session is finished, when no stop request
+	// arrives first. Default 10 s.
+	SourceGrace time.Duration
+
+	mu       sync.Mutex
+	active   map[uuid.UUID]*ownership.Hold // streams this worker holds now
+	removals map[uuid.UUID]*time.Timer     // pending retention removals
+}
+
+// Holds reports whether this worker currently owns the stream; the origin
+// serves only such streams.
+func (h *Handler) Holds(streamID string) bool {
+	id, err := uuid.Parse(streamID)
+	if err != nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hold, ok := h.active[id]
+	return ok && hold.Err() == nil
+}
+
+// Load is the number of streams this worker runs now.
+func (h *Handler) Load() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.active)
+}
+
+func (h *Handler) track(streamID uuid.UUID, hold *ownership.Hold) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.active == nil {
+		h.active = map[uuid.UUID]*ownership.Hold{}
+		h.removals = map[uuid.UUID]*time.Timer{}
+	}
+	h.active[streamID] = hold
+	if t, ok := h.removals[streamID]; ok {
+		t.Stop() // live again before its old files expired: keep the directory
+		delete(h.removals, streamID)
+	}
+}
+
+func (h *Handler) untrack(streamID uuid.UUID, dir string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.active, streamID)
+	retention := h.Retention
+	if retention <= 0 {
+		retention = time.Minute
+	}
+	h.removals[streamID] = time.AfterFunc(retention, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, live := h.active[streamID]; live {
+			return
+		}
+		delete(h.removals, streamID)
+		if err := packager.RemoveAfter(context.Background(), dir, 0); err != nil {
+			h.Logger.Warn("removing expired stream files", "stream_id", streamID, "err", err)
+		}
+	})
+}
+
+// ProcessTask implements asynq.Handler for job.TypeTranscode.
+func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
+	t, err := job.Unmarshal(task.Payload())
+	if err != nil {
+		// A payload that cannot be run never will be: do not retry.
+		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+	}
+	log := h.Logger.With("stream_id", t.StreamID, "session_id", t.SessionID)
+
+	if reason, stopped, err := h.Stops.Requested(ctx, t.SessionID); err != nil {
+		return fmt.Errorf("checking session stop: %w", err)
+	} else if stopped {
+		log.Info("session already ended before it started here", "reason", reason)
+		return nil
+	}
+
+	hold, err := h.Ownership.Hold(ctx, t.StreamID.String(), t.SessionID.String(), ownership.Holder{
+		WorkerID: h.WorkerID, OriginURL: h.OriginURL, Policy: t.PlaybackPolicy,
+	})
+	if held := (*ownership.HeldError)(nil); errors.As(err, &held) {
+		// Another worker produces this stream (a redelivered task after a
+		// failover, or a duplicate): fencing says we must not start.
+		log.Info("stream is owned by another worker, not starting", "owner", held.WorkerID)
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("taking ownership of stream %s: %w", t.StreamID, err)
+	}
+	dir := filepath.Join(h.DataDir, t.StreamID.String())
+	h.track(t.StreamID, hold)
+	defer h.untrack(t.StreamID, dir)
+	defer func() {
+		if err := hold.Release(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("releasing stream ownership", "err", err)
+		}
+	}()
+	log.Info("transcoding", "token", hold.Lease().Token, "source", t.Source, "profile", t.ProfileName)
+
+	runCtx, cancel := context.WithCancelCause(hold.Context())
+	defer cancel(nil)
+	go func() {
+		select {
+		case reason, ok := <-h.Stops.Watch(runCtx, t.SessionID):
+			if ok {
+				cancel(errStopRequested{reason})
+			}
+		case <-runCtx.Done():
+		}
+	}()
+
+	pk, err := packager.New(packager.Config{
+		Dir:             dir,
+		SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
+		WindowSize:      t.PlaylistWindowSize,
+		DisableHLS:      !contains(t.Outputs, job.OutputHLS),
+		DisableDASH:     !contains(t.Outputs, job.OutputDASH),
+		Logger:          log,
+	})
+	if err != nil {
+		return fmt.Errorf("creating packager: %w", err)
+	}
+	h.report(ctx, t, job.EventStarted, "")
+
+	outcome := h.runLoop(runCtx, log, t, pk)
+
+	cause := context.Cause(runCtx)
+	var stop errStopRequested
+	switch {
+	case errors.As(cause, &stop), outcome.ended:
+		// The session is over: close the playlists for good.
+		if err := pk.Close(true); err != nil {
+			log.Warn("closing outputs", "err", err)
+		}
+		reason := outcome.reason
+		if errors.As(cause, &stop) {
+			reason = stop.reason
+		}
+		h.report(ctx, t, job.EventFinished, reason)
+		log.Info("session finished", "reason", reason)
+		h.linger(hold, t)
+		return nil
+	case errors.Is(cause, ownership.ErrLost):
+		// Someone else owns the stream now; write nothing more, say nothing.
+		log.Warn("ownership lost, stopping without output")
+		_ = pk.Close(false)
+		return nil
+	case outcome.failed != nil:
+		_ = pk.Close(true)
+		h.report(ctx, t, job.EventFailed, outcome.failed.Error())
+		log.Error("session failed", "err", outcome.failed)
+		return fmt.Errorf("%w: %w", outcome.failed, asynq.SkipRetry)
+	default:
+		// Worker shutdown: leave the playlists open (another worker takes the
+		// stream over) and let asynq re-queue the task.
+		_ = pk.Close(false)
+		log.Info("worker stopping, handing the stream over")
+		return fmt.Errorf("worker shutting down: %w", ctx.Err())
+	}
+}
+
+// linger keeps the ownership (and so the routing entry) of an ended stream for
+// EndLinger, unless a newer session of the stream is assigned meanwhile.
+func (h *Handler) linger(hold *ownership.Hold, t job.Transcode) {
+	d := h.EndLinger
+	if d <= 0 {
+		d = time.Duration((2*t.SegmentDuration + 1) * float64(time.Second))
+	}
+	ctx := hold.Context()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+			st, err := h.Ownership.State(ctx, t.StreamID.String())
+			if err == nil && st.Assignment != nil && st.Assignment.SessionID != t.SessionID.String() {
+				return // a new session wants the stream: hand it over now
+			}
+		}
+	}
+}
+
+type runOutcome struct {
+	ended  bool   // the source ended for good
+	reason string // why it ended
+	failed error  // the session failed and will not be retried
+}
+
+// runLoop runs the pipeline until the session ends, fails or ctx ends.
+func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode, pk *packager.Packager) runOutcome {
+	maxRestarts := h.MaxRestarts
+	if maxRestarts <= 0 {
+		maxRestarts = 5
+	}
+	window := h.RestartWindow
+	if window <= 0 {
+		window = time.Minute
+	}
+	grace := h.SourceGrace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	var restarts []time.Time
+	backoff := 500 * time.Millisecond
+	var sourceGoneSince time.Time // zero while the source is presumed present
+	for {
+		started := time.Now()
+		err := h.Run(ctx, t, pk)
+		if ctx.Err() != nil {
+			return runOutcome{}
+		}
+		if errors.Is(err, ErrPermanent) {
+			return runOutcome{failed: err}
+		}
+		if time.Since(started) > grace {
+			sourceGoneSince = time.Time{} // it ran fine for a while
+			backoff = 500 * time.Millisecond
+		}
+		if err == nil && sourceGoneSince.IsZero() {
+			sourceGoneSince = time.Now()
+		}
+		if !sourceGoneSince.IsZero() {
+			// The source ended. The publisher may come back within the grace
+			// window (the next run then continues the session after a
+			// discontinuity); usually the control plane's stop comes first.
+			// Failures to connect meanwhile are expected, not restarts.
+			if time.Since(sourceGoneSince) > grace {
+				return runOutcome{ended: true, reason: "source_ended"}
+			}
+			log.Info("source ended, waiting for it to come back", "grace", grace, "err", err)
+			select {
+			case <-ctx.Done():
+				return runOutcome{}
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		now := time.Now()
+		restarts = append(restarts, now)
+		for len(restarts) > 0 && now.Sub(restarts[0]) > window {
+			restarts = restarts[1:]
+		}
+		if len(restarts) > maxRestarts {
+			return runOutcome{failed: fmt.Errorf("pipeline failed %d times within %s, last: %w", len(restarts), window, err)}
+		}
+		log.Warn("pipeline failed, restarting", "err", err, "backoff", backoff)
+		h.Metrics.restart(t.StreamID.String())
+		h.report(ctx, t, job.EventRestarted, err.Error())
+		select {
+		case <-ctx.Done():
+			return runOutcome{}
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 8*time.Second)
+	}
+}
+
+func (h *Handler) report(ctx context.Context, t job.Transcode, typ, reason string) {
+	if h.Reporter == nil {
+		return
+	}
+	h.Reporter.Report(ctx, job.SessionEvent{
+		StreamID: t.StreamID, SessionID: t.SessionID, WorkerID: h.WorkerID, Type: typ, Reason: reason,
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

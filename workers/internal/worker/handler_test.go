@@ -1,0 +1,274 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/workers/internal/hwprobe"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// testBundle is a handler wired to real Redis, the real GStreamer pipeline
+// and the real packager, with the API side of the session-event contract
+// recorded by an HTTP server.
+type testBundle struct {
+	handler *Handler
+	rdb     *redis.Client
+	store   *ownership.Store
+	stops   job.StopSignal
+	events  *eventLog
+	dataDir string
+}
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []job.SessionEvent
+}
+
+func (l *eventLog) types() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.events {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	u := os.Getenv("TEST_REDIS_URL")
+	if u == "" {
+		u = "redis://127.0.0.1:6379/8"
+	}
+	opt, err := redis.ParseURL(u)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	require.NoError(t, rdb.Ping(context.Background()).Err(), "Redis must be running (deploy/local/setup.sh services)")
+
+	prefix := "test:" + uuid.NewString() + ":"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	events := &eventLog{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer worker-secret" {
+			http.Error(w, "bad secret", http.StatusUnauthorized)
+			return
+		}
+		var ev job.SessionEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.URL.Path != job.SessionEventPath(ev.SessionID) {
+			http.Error(w, "bad event", http.StatusBadRequest)
+			return
+		}
+		events.mu.Lock()
+		events.events = append(events.events, ev)
+		events.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(api.Close)
+
+	store := ownership.New(rdb, ownership.Config{Prefix: prefix, TTL: 3 * time.Second, Logger: log})
+	stops := job.StopSignal{Redis: rdb, Prefix: prefix, PollInterval: 200 * time.Millisecond}
+	dataDir := t.TempDir()
+	h := &Handler{
+		WorkerID:    "worker-a",
+		OriginURL:   "http://127.0.0.1:1",
+		DataDir:     dataDir,
+		Ownership:   store,
+		Stops:       stops,
+		Reporter:    &Reporter{APIURL: api.URL, Secret: "worker-secret", Logger: log},
+		Logger:      log,
+		Retention:   time.Hour,
+		SourceGrace: 500 * time.Millisecond,
+		EndLinger:   200 * time.Millisecond,
+		Run:         PipelineRunner(hwprobe.CPU(), nil, log),
+	}
+	return &testBundle{handler: h, rdb: rdb, store: store, stops: stops, events: events, dataDir: dataDir}
+}
+
+var (
+	clipOnce sync.Once
+	clip     string
+	clipErr  error
+)
+
+// smallClip is a generated 4 s 640x360 H.264 + AAC file, so the real pipeline
+// runs through it in a few seconds.
+func smallClip(t *testing.T) string {
+	t.Helper()
+	clipOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dionysia-worker-test-")
+		if err != nil {
+			clipErr = err
+			return
+		}
+		clip = filepath.Join(dir, "clip.mp4")
+		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-ac", "2", clip).CombinedOutput()
+		if err != nil {
+			clipErr = errors.New(string(out) + err.Error())
+		}
+	})
+	require.NoError(t, clipErr)
+	return clip
+}
+
+func payload(t *testing.T, source string) job.Transcode {
+	t.Helper()
+	r := func(name string, w, h, kbps int) ladder.Rendition {
+		return ladder.Rendition{Name: name, Width: w, Height: h, VideoBitrateKbps: kbps, FrameRate: 30, Preset: "ultrafast"}
+	}
+	return job.Transcode{
+		StreamID:           uuid.Must(uuid.NewV7()),
+		SessionID:          uuid.Must(uuid.NewV7()),
+		Source:             job.Source{URL: source},
+		ProfileName:        "test",
+		Ladder:             ladder.Ladder{Renditions: []ladder.Rendition{r("360p", 640, 360, 600), r("180p", 320, 180, 200)}}.WithDefaults(),
+		Outputs:            []string{job.OutputHLS, job.OutputDASH},
+		SegmentDuration:    2,
+		PlaylistWindowSize: 6,
+		Hardware:           job.HardwareCPU,
+		PlaybackPolicy:     job.PolicyPublic,
+	}
+}
+
+func task(t *testing.T, p job.Transcode) *asynq.Task {
+	t.Helper()
+	b, err := p.Marshal()
+	require.NoError(t, err)
+	return asynq.NewTask(job.TypeTranscode, b)
+}
+
+func TestHandlerTranscodesUntilTheSourceEnds(t *testing.T) {
+	tb := setup(t)
+	p := payload(t, "file://"+smallClip(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	require.NoError(t, tb.handler.ProcessTask(ctx, task(t, p)))
+
+	dir := filepath.Join(tb.dataDir, p.StreamID.String())
+	for _, f := range []string{"index.m3u8", "manifest.mpd", "360p/index.m3u8", "180p/index.m3u8", "360p/init.mp4", "audio/init.mp4"} {
+		require.FileExists(t, filepath.Join(dir, f))
+	}
+	media, err := os.ReadFile(filepath.Join(dir, "360p", "index.m3u8"))
+	require.NoError(t, err)
+	require.Contains(t, string(media), "#EXT-X-ENDLIST", "an ended session closes its playlists")
+	mpd, err := os.ReadFile(filepath.Join(dir, "manifest.mpd"))
+	require.NoError(t, err)
+	require.Contains(t, string(mpd), `type="static"`)
+
+	require.Equal(t, []string{job.EventStarted, job.EventFinished}, tb.events.types())
+	_, held, err := tb.store.Lookup(ctx, p.StreamID.String())
+	require.NoError(t, err)
+	require.False(t, held, "the lease is released when the session ends")
+	require.False(t, tb.handler.Holds(p.StreamID.String()))
+	require.Zero(t, tb.handler.Load())
+}
+
+func TestHandlerDoesNotStartWhenAnotherWorkerOwnsTheStream(t *testing.T) {
+	tb := setup(t)
+	p := payload(t, "file://"+smallClip(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease, err := tb.store.Acquire(ctx, p.StreamID.String(), p.SessionID.String(), ownership.Holder{WorkerID: "worker-b", OriginURL: "http://b"})
+	require.NoError(t, err)
+
+	require.NoError(t, tb.handler.ProcessTask(ctx, task(t, p)), "a fenced-out task completes without retry")
+
+	require.NoDirExists(t, filepath.Join(tb.dataDir, p.StreamID.String()), "no output from a worker that does not own the stream")
+	require.Empty(t, tb.events.types())
+	owner, ok, err := tb.store.Lookup(ctx, p.StreamID.String())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "worker-b", owner.WorkerID)
+	require.Equal(t, lease.Token, owner.Token)
+}
+
+func TestHandlerSkipsASessionAlreadyStopped(t *testing.T) {
+	tb := setup(t)
+	p := payload(t, "file://"+smallClip(t))
+	ctx := context.Background()
+	require.NoError(t, tb.stops.Request(ctx, p.SessionID, "publisher_disconnected"))
+
+	require.NoError(t, tb.handler.ProcessTask(ctx, task(t, p)))
+	require.NoDirExists(t, filepath.Join(tb.dataDir, p.StreamID.String()))
+	require.Empty(t, tb.events.types())
+}
+
+func TestHandlerRejectsABadPayloadWithoutRetry(t *testing.T) {
+	tb := setup(t)
+	err := tb.handler.ProcessTask(context.Background(), asynq.NewTask(job.TypeTranscode, []byte(`{"stream_id":"nope"}`)))
+	require.ErrorIs(t, err, asynq.SkipRetry)
+	require.ErrorIs(t, err, job.ErrInvalidPayload)
+}
+
+func TestHandlerFailsABadSourceWithAReason(t *testing.T) {
+	tb := setup(t)
+	garbage := filepath.Join(t.TempDir(), "garbage.mp4")
+	require.NoError(t, os.WriteFile(garbage, []byte(strings.Repeat("not a video ", 10_000)), 0o644))
+	p := payload(t, "file://"+garbage)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	err := tb.handler.ProcessTask(ctx, task(t, p))
+	require.ErrorIs(t, err, asynq.SkipRetry, "a source that cannot be transcoded is not retried")
+	types := tb.events.types()
+	require.Equal(t, job.EventFailed, types[len(types)-1])
+	tb.events.mu.Lock()
+	reason := tb.events.events[len(tb.events.events)-1].Reason
+	tb.events.mu.Unlock()
+	require.NotEmpty(t, reason)
+	t.Logf("failure reason on the session: %s", reason)
+}
+
+func TestHandlerStopsWhenTheSessionIsStopped(t *testing.T) {
+	tb := setup(t)
+	p := payload(t, "file://"+smallClip(t))
+	// The file source ends after 4 s; a long grace keeps the handler waiting
+	// for the source to come back, so only the stop request can end it.
+	tb.handler.SourceGrace = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tb.handler.ProcessTask(ctx, task(t, p)) }()
+
+	require.Eventually(t, func() bool { return tb.handler.Holds(p.StreamID.String()) }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, tb.stops.Request(ctx, p.SessionID, "publisher_disconnected"))
+	start := time.Now()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler did not stop after the stop request")
+	}
+	t.Logf("stopped %s after the request", time.Since(start).Round(time.Millisecond))
+	tb.events.mu.Lock()
+	last := tb.events.events[len(tb.events.events)-1]
+	tb.events.mu.Unlock()
+	require.Equal(t, job.EventFinished, last.Type)
+	require.Equal(t, "publisher_disconnected", last.Reason)
+}

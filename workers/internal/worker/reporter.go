@@ -1,0 +1,81 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/job"
+)
+
+// Reporter posts session events to the control plane's internal endpoint
+// (job.SessionEventPath), authenticated with the worker secret. Failures are
+// retried a few times and then logged: a lost event never stops a stream.
+type Reporter struct {
+	APIURL string // e.g. http://127.0.0.1:8080
+	Secret string // DIONYSIA_WORKER_SECRET; never logged
+	Client *http.Client
+	Logger *slog.Logger
+}
+
+// Report sends ev, retrying transient failures for up to about 5 s.
+func (r *Reporter) Report(ctx context.Context, ev job.SessionEvent) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		r.Logger.Error("encoding session event", "err", err)
+		return
+	}
+	// Events outlive the job's context (a "finished" event is sent while the
+	// job is being cancelled), but not the process.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err = r.post(ctx, ev, body)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil || attempt == 5 {
+			r.Logger.Warn("reporting session event", "session_id", ev.SessionID, "type", ev.Type, "attempts", attempt, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (r *Reporter) post(ctx context.Context, ev job.SessionEvent, body []byte) error {
+	url := strings.TrimRight(r.APIURL, "/") + job.SessionEventPath(ev.SessionID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.Secret)
+	client := r.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("posting session event: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("posting session event: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
+}
