@@ -42,3 +42,7 @@ test: setup check-generated lint build
 # Apply database migrations.
 migrate *args="up": build
     bin/dionysia migrate {{args}}
+
+# Bring the whole platform up on this machine with a demo stream playing (Ctrl-C stops it).
+dev:
+    deploy/local/dev.sh

@@ -49,7 +49,7 @@ type Platform struct {
 
 	API, Edge, Router, RedisProc *Proc
 	redisPort                    int
-	Workers           []*Worker
+	Workers                      []*Worker
 }
 
 // Worker is one worker process.

@@ -1,6 +1,10 @@
-// Package api is Dionysia's management REST API (/api/v1): streams, profiles
-// and API keys, with bearer-key authentication, RFC 9457 problem documents for
-// every error, Prometheus metrics, health endpoints and an OpenAPI document.
+// Package api is Dionysia's management REST API (/api/v1): streams, profiles,
+// API keys, sessions, workers and playback tokens, with bearer-key
+// authentication, RFC 9457 problem documents for every error, Prometheus
+// metrics, health endpoints and an OpenAPI document. It also serves the
+// internal endpoints (/internal/v1) the ingest edges and the workers call,
+// each authenticated with its own shared secret, and runs the dispatch
+// watchdog (package dispatch) while it serves.
 //
 // Later parts of the system add their route groups to the server before it
 // runs: V1 is the authenticated /api/v1 group, Echo the whole router.
@@ -15,7 +19,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/fleet"
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/dispatch"
+	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v5"
@@ -29,8 +39,14 @@ import (
 type Deps struct {
 	Store *store.Store
 	// Pool is the store's pool, checked by /readyz and described by /metrics.
-	Pool  *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Redis holds the task queues, the worker registry, stream ownership and
+	// stop signals.
 	Redis redis.UniversalClient
+	// RedisPrefix prefixes the Redis keys shared with the workers and
+	// routers; empty means job.DefaultPrefix (what they use). Tests set their
+	// own to stay apart.
+	RedisPrefix string
 	// Registry receives the server's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -47,6 +63,11 @@ type Server struct {
 	v1      *echo.Group
 	metrics *metrics
 	touch   *touchThrottle
+
+	ingest *ingest.Service // nil without an edge secret
+	disp   *dispatch.Dispatcher
+	fleet  *fleet.Registry
+	signer *playback.Signer // nil without playback keys
 }
 
 // New builds the server and its routes. cfg is completed with its defaults
@@ -68,6 +89,9 @@ func New(cfg config.API, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute)}
+	if err := s.wireIngest(d); err != nil {
+		return nil, err
+	}
 
 	s.e = echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: s.handleError})
 	// observe is outermost: it hands errors to handleError itself, so that the
@@ -83,8 +107,48 @@ func New(cfg config.API, d Deps) (*Server, error) {
 	s.streamRoutes(s.v1)
 	s.profileRoutes(s.v1)
 	s.apiKeyRoutes(s.v1.Group("/api-keys", requireScope(store.ScopeAdmin)))
+	s.workerRoutes(s.v1)
+	s.internalRoutes(s.e.Group("/internal/v1"))
 	return s, nil
 }
+
+// wireIngest builds the ingest lifecycle, the dispatcher and the playback
+// signer from the configuration.
+func (s *Server) wireIngest(d Deps) error {
+	prefix := d.RedisPrefix
+	if prefix == "" {
+		prefix = job.DefaultPrefix
+	}
+	s.fleet = fleet.New(d.Redis, fleet.Config{Prefix: prefix, Logger: s.log})
+	owners := ownership.New(d.Redis, ownership.Config{Prefix: prefix, Logger: s.log})
+	disp, err := dispatch.New(d.Redis, s.fleet, owners, ingest.Transcodes{Store: d.Store, EdgeSecret: s.cfg.EdgeSecret},
+		dispatch.Config{Dispatch: s.cfg.Dispatch, Prefix: prefix, Logger: s.log, Registerer: d.Registry})
+	if err != nil {
+		return err
+	}
+	s.disp = disp
+	if s.cfg.EdgeSecret == "" {
+		s.log.Warn("DIONYSIA_EDGE_SECRET is not set: the edge endpoints answer 503 and no stream can go live")
+	} else {
+		s.ingest, err = ingest.New(d.Store, disp, job.StopSignal{Redis: d.Redis, Prefix: prefix},
+			ingest.Config{EdgeSecret: s.cfg.EdgeSecret, Logger: s.log, Registerer: d.Registry})
+		if err != nil {
+			return err
+		}
+	}
+	if s.cfg.WorkerSecret == "" {
+		s.log.Warn("DIONYSIA_WORKER_SECRET is not set: the worker session events endpoint answers 503")
+	}
+	if s.cfg.PlaybackKeys == "" {
+		s.log.Warn("DIONYSIA_PLAYBACK_KEYS is not set: playback tokens cannot be minted (503)")
+	} else if s.signer, err = playback.ParseKeys(s.cfg.PlaybackKeys); err != nil {
+		return fmt.Errorf("api config: %s: %w", config.EnvPlaybackKeys, err)
+	}
+	return nil
+}
+
+// Dispatcher returns the dispatcher whose watchdog Run runs.
+func (s *Server) Dispatcher() *dispatch.Dispatcher { return s.disp }
 
 // Handler returns the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.e }
@@ -98,9 +162,18 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // document (a test enforces it).
 func (s *Server) V1() *echo.Group { return s.v1 }
 
-// Run serves on ln until ctx is cancelled, then stops accepting connections and
-// waits up to the shutdown timeout for in-flight requests.
+// Run serves on ln, and runs the dispatch watchdog, until ctx is cancelled,
+// then stops accepting connections and waits up to the shutdown timeout for
+// in-flight requests.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		_ = s.disp.Run(wctx)
+	}()
+	defer func() { stopWatchdog(); <-watchdogDone }()
+
 	srv := &http.Server{
 		Handler:           s.e,
 		ReadHeaderTimeout: 10 * time.Second,

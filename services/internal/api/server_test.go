@@ -56,6 +56,10 @@ type testBundle struct {
 type bundleOpts struct {
 	redis     redis.UniversalClient
 	bodyLimit int64
+	// The ingest tests' settings: their secrets, Redis key prefix and dispatch timing.
+	edgeSecret, workerSecret, playbackKeys string
+	redisPrefix                            string
+	dispatch                               config.Dispatch
 }
 
 func setup(t *testing.T, opts ...bundleOpts) *testBundle {
@@ -71,8 +75,9 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 		rdb = dbtest.Redis(t)
 	}
 	logs := &syncBuffer{}
-	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"}}
-	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, Registry: prometheus.NewRegistry(),
+	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
+		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
+	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: o.redisPrefix, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())

@@ -4,12 +4,16 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
 	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v5"
@@ -22,6 +26,9 @@ func (s *Server) streamRoutes(g *echo.Group) {
 	g.PATCH("/streams/:id", s.updateStream)
 	g.DELETE("/streams/:id", s.deleteStream)
 	g.POST("/streams/:id/stream-key", s.rotateStreamKey)
+	g.GET("/streams/:id/sessions", s.listSessions)
+	g.POST("/streams/:id/disconnect", s.disconnectStream)
+	g.POST("/streams/:id/playback-token", s.createPlaybackToken)
 }
 
 // IngestURLs returns where a publisher sends the stream with key: the edge's
@@ -49,7 +56,13 @@ func PlaybackURLs(p config.PublicURLs, id uuid.UUID, outputs []string) apiv1.Pla
 	return out
 }
 
-func (s *Server) streamDoc(st store.Stream) apiv1.Stream {
+// streamDoc is a stream's JSON with its open session (nil when not live).
+func (s *Server) streamDoc(st store.Stream, open *store.Session) apiv1.Stream {
+	var sess *apiv1.Session
+	if open != nil {
+		d := sessionDoc(*open)
+		sess = &d
+	}
 	return apiv1.Stream{
 		ID: st.ID, Name: st.Name, StreamKey: st.StreamKey,
 		Profile: apiv1.ProfileRef{ID: st.ProfileID, Name: st.ProfileName},
@@ -58,6 +71,7 @@ func (s *Server) streamDoc(st store.Stream) apiv1.Stream {
 		Disabled: st.Disabled, Status: st.Status,
 		Ingest:    IngestURLs(s.cfg.Public, st.StreamKey),
 		Playback:  PlaybackURLs(s.cfg.Public, st.ID, st.Outputs),
+		Session:   sess,
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
 	}
 }
@@ -109,7 +123,7 @@ func (s *Server) createStream(c *echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Location", "/api/v1/streams/"+st.ID.String())
-	return c.JSON(http.StatusCreated, s.streamDoc(st))
+	return c.JSON(http.StatusCreated, s.streamDoc(st, nil))
 }
 
 func (s *Server) listStreams(c *echo.Context) error {
@@ -121,7 +135,34 @@ func (s *Server) listStreams(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, listOf(items, next, s.streamDoc))
+	ids := make([]uuid.UUID, 0, len(items))
+	for _, st := range items {
+		if st.Status == store.StatusLive {
+			ids = append(ids, st.ID)
+		}
+	}
+	open, err := s.store.OpenSessionsOf(c.Request().Context(), ids)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(items, next, func(st store.Stream) apiv1.Stream {
+		if sess, ok := open[st.ID]; ok {
+			return s.streamDoc(st, &sess)
+		}
+		return s.streamDoc(st, nil)
+	}))
+}
+
+// withSession returns a stream's JSON with its open session, if any.
+func (s *Server) withSession(c *echo.Context, st store.Stream) (apiv1.Stream, error) {
+	sess, err := s.store.OpenSessionOf(c.Request().Context(), st.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.streamDoc(st, nil), nil
+	}
+	if err != nil {
+		return apiv1.Stream{}, err
+	}
+	return s.streamDoc(st, &sess), nil
 }
 
 func (s *Server) loadStream(c *echo.Context) (store.Stream, error) {
@@ -141,7 +182,11 @@ func (s *Server) getStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.streamDoc(st))
+	doc, err := s.withSession(c, st)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, doc)
 }
 
 func (s *Server) updateStream(c *echo.Context) error {
@@ -172,7 +217,16 @@ func (s *Server) updateStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.streamDoc(st))
+	if st.Disabled && s.ingest != nil {
+		// A disabled stream must not stay live: kick its publisher (the
+		// edge's next sync repeats the kick until it is gone).
+		s.ingest.KickLive(c.Request().Context(), st.ID, ingest.KickDisabled)
+	}
+	doc, err := s.withSession(c, st)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, doc)
 }
 
 func (s *Server) deleteStream(c *echo.Context) error {
@@ -202,5 +256,124 @@ func (s *Server) rotateStreamKey(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s.streamDoc(st))
+	if s.ingest != nil {
+		// The old key is refused from now on; its live publisher goes too.
+		s.ingest.KickLive(c.Request().Context(), st.ID, ingest.KickKeyRotated)
+	}
+	doc, err := s.withSession(c, st)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, doc)
+}
+
+func sessionDoc(ss store.Session) apiv1.Session {
+	src := ss.Source
+	return apiv1.Session{
+		ID: ss.ID, Status: ss.Status, EdgeID: ss.EdgeID, Protocol: deref(src.Protocol),
+		Source: apiv1.Source{
+			VideoCodec: deref(src.VideoCodec), VideoProfile: deref(src.VideoProfile), Width: deref(src.Width),
+			Height: deref(src.Height), FrameRate: deref(src.FrameRate), AudioCodec: deref(src.AudioCodec),
+			AudioChannels: deref(src.AudioChannels), AudioSampleRate: deref(src.AudioSampleRate), BitrateKbps: deref(src.BitrateKbps),
+		},
+		WorkerID: ss.WorkerID, LastError: ss.LastError, StartedAt: ss.StartedAt, EndedAt: ss.EndedAt,
+		EndReason: ss.EndReason, EndDetail: ss.EndDetail, KickReason: ss.KickReason,
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func (s *Server) listSessions(c *echo.Context) error {
+	st, err := s.loadStream(c)
+	if err != nil {
+		return err
+	}
+	page, err := pageFromQuery(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.store.ListSessions(c.Request().Context(), st.ID, page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listOf(items, next, sessionDoc))
+}
+
+// disconnectStream kicks the stream's live publisher. It answers 202 with
+// the stream: the session closes when the edge reports the publisher gone.
+func (s *Server) disconnectStream(c *echo.Context) error {
+	st, err := s.loadStream(c)
+	if err != nil {
+		return err
+	}
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	sess, err := svc.Disconnect(c.Request().Context(), st.ID)
+	if errors.Is(err, ingest.ErrNotLive) {
+		return conflict("stream %s is not live", st.ID)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, s.streamDoc(st, &sess))
+}
+
+// Limits of a playback token's lifetime.
+const (
+	defaultTokenTTL = time.Hour
+	maxTokenTTL     = 7 * 24 * time.Hour
+)
+
+func (s *Server) createPlaybackToken(c *echo.Context) error {
+	st, err := s.loadStream(c)
+	if err != nil {
+		return err
+	}
+	var req apiv1.PlaybackTokenCreate
+	if c.Request().ContentLength != 0 {
+		if err := readBody(c.Request(), &req); err != nil {
+			return err
+		}
+	}
+	ttl := defaultTokenTTL
+	var errs []apiv1.FieldError
+	if req.TTLSeconds != nil {
+		ttl = time.Duration(*req.TTLSeconds) * time.Second
+		if ttl < time.Minute || ttl > maxTokenTTL {
+			errs = append(errs, fieldError("ttl_seconds", "must be between 60 and %d seconds, got %d", int(maxTokenTTL.Seconds()), *req.TTLSeconds))
+		}
+	}
+	if req.IP != "" {
+		if _, perr := netip.ParseAddr(req.IP); perr != nil {
+			errs = append(errs, fieldError("ip", "must be an IPv4 or IPv6 address, got %q", req.IP))
+		}
+	}
+	if len(errs) > 0 {
+		return invalid(errs)
+	}
+	if s.signer == nil {
+		return newProblem(http.StatusServiceUnavailable, "playback signing not configured (DIONYSIA_PLAYBACK_KEYS)")
+	}
+	exp := time.Now().Add(ttl).Truncate(time.Second)
+	token, err := s.signer.MintAt(st.ID.String(), exp, req.IP)
+	if err != nil {
+		return err
+	}
+	out := apiv1.PlaybackToken{Token: token, ExpiresAt: exp.UTC()}
+	base := s.cfg.Public.PlaybackBaseURL
+	if slices.Contains(st.Outputs, job.OutputHLS) {
+		out.HLS = base + playback.URLPath(st.ID.String(), token, "index.m3u8")
+	}
+	if slices.Contains(st.Outputs, job.OutputDASH) {
+		out.DASH = base + playback.URLPath(st.ID.String(), token, "manifest.mpd")
+	}
+	return c.JSON(http.StatusOK, out)
 }

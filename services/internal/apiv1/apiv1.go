@@ -25,8 +25,70 @@ type Stream struct {
 	Status             string       `json:"status"`
 	Ingest             IngestURLs   `json:"ingest"`
 	Playback           PlaybackURLs `json:"playback"`
-	CreatedAt          time.Time    `json:"created_at"`
-	UpdatedAt          time.Time    `json:"updated_at"`
+	// Session is the open session while the stream is live, else null.
+	Session   *Session  `json:"session"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Session is one live session of a stream: from a publisher going live on an
+// edge until it leaves.
+type Session struct {
+	ID         uuid.UUID  `json:"id"`
+	Status     string     `json:"status"` // live, ended or failed
+	EdgeID     string     `json:"edge_id"`
+	Protocol   string     `json:"protocol,omitempty"` // rtmp, srt, rtsp, webrtc
+	Source     Source     `json:"source"`
+	WorkerID   *string    `json:"worker_id"`  // the worker that last started the transcode
+	LastError  *string    `json:"last_error"` // the worker's last failure
+	StartedAt  time.Time  `json:"started_at"`
+	EndedAt    *time.Time `json:"ended_at"`
+	EndReason  *string    `json:"end_reason"` // publisher_disconnected, publisher_timeout, kicked, edge_restarted, edge_shutdown, edge_lost, superseded, error
+	EndDetail  *string    `json:"end_detail,omitempty"`
+	KickReason *string    `json:"kick_reason,omitempty"` // a disconnect was requested and is pending
+}
+
+// Source is what the publisher sends, as the edge reports it. Zero values are
+// unknown (the edge does not report frame rates).
+type Source struct {
+	VideoCodec      string  `json:"video_codec,omitempty"`
+	VideoProfile    string  `json:"video_profile,omitempty"`
+	Width           int     `json:"width,omitempty"`
+	Height          int     `json:"height,omitempty"`
+	FrameRate       float64 `json:"frame_rate,omitempty"`
+	AudioCodec      string  `json:"audio_codec,omitempty"`
+	AudioChannels   int     `json:"audio_channels,omitempty"`
+	AudioSampleRate int     `json:"audio_sample_rate,omitempty"` // Hz
+	BitrateKbps     int     `json:"bitrate_kbps,omitempty"`      // ingest bitrate over the last seconds
+}
+
+// Worker is a transcoding worker of the fleet.
+type Worker struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	OriginURL string    `json:"origin_url"`
+	Class     string    `json:"class"` // gpu or cpu
+	Capacity  int       `json:"capacity"`
+	Load      int       `json:"load"`
+	State     string    `json:"state"` // up, lagging or gone
+	Encoders  []string  `json:"encoders"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	LastSeen  time.Time `json:"last_seen"`
+}
+
+// PlaybackTokenCreate is the body of POST /api/v1/streams/{id}/playback-token.
+type PlaybackTokenCreate struct {
+	TTLSeconds *int   `json:"ttl_seconds,omitempty"` // default 3600
+	IP         string `json:"ip,omitempty"`          // bind the token to one viewer address
+}
+
+// PlaybackToken is a signed playback token with the URLs that carry it.
+type PlaybackToken struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	HLS       string    `json:"hls_url,omitempty"`
+	DASH      string    `json:"dash_url,omitempty"`
 }
 
 // ProfileRef names a stream's profile.

@@ -23,14 +23,20 @@ func newAPICmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "api",
-		Short: "Run the management API server",
-		Args:  cobra.NoArgs,
+		Short: "Run the management API server (and the dispatch watchdog)",
+		Long: `Run the management API server. It also serves the internal endpoints of the
+ingest edges and the workers, enqueues a transcode task for every stream that
+goes live, and runs the failover watchdog that re-dispatches a stream whose
+worker is gone. Secrets come from the environment only: DIONYSIA_EDGE_SECRET,
+DIONYSIA_WORKER_SECRET, DIONYSIA_PLAYBACK_KEYS (see docs/configuration.md).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
+			cfg.LoadSecrets(g.env.LookupEnv)
 			rc = rc.WithDefaults()
 			if err := rc.Validate(); err != nil {
 				return err

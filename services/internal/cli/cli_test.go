@@ -191,7 +191,7 @@ func TestAPIKeyAndMigrateCommands(t *testing.T) {
 
 	out = b.ok("migrate", "status")
 	require.Regexp(t, `5\s+00005_builtin_profiles.sql\s+\d{4}-`, out)
-	require.Contains(t, b.ok("migrate", "up"), "schema is at version 5")
+	require.Contains(t, b.ok("migrate", "up"), "schema is at version 6")
 }
 
 func TestFlagWinsOverEnvironment(t *testing.T) {
@@ -231,4 +231,25 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 	for env := range seen {
 		require.Contains(t, string(doc), "`"+env+"`", "docs/configuration.md must document %s", env)
 	}
+}
+
+func TestSessionAndWorkerCommands(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var s apiv1.Stream
+	require.NoError(t, json.Unmarshal([]byte(b.ok("streams", "create", "--name", "idle", "-o", "json")), &s))
+	require.Nil(t, s.Session)
+
+	out := b.ok("streams", "sessions", s.ID.String())
+	require.Regexp(t, `^ID\s+STATUS\s+STARTED\s+ENDED\s+END REASON\s+EDGE\s+PROTOCOL\s+SOURCE\s+WORKER\n$`, out)
+	require.Equal(t, "[]\n", b.ok("streams", "sessions", s.ID.String(), "-o", "json"))
+
+	// This API runs without the edge and playback secrets.
+	_, _, err := b.run("", "streams", "disconnect", s.ID.String())
+	require.ErrorContains(t, err, "503 Service Unavailable: edge integration not configured")
+	_, _, err = b.run("", "streams", "playback-url", s.ID.String(), "--ttl", "10m")
+	require.ErrorContains(t, err, "503 Service Unavailable: playback signing not configured")
+
+	out = b.ok("workers", "list")
+	require.Regexp(t, `^ID\s+HOST\s+CLASS\s+STATE\s+LOAD/CAPACITY\s+ENCODERS\s+VERSION\s+LAST SEEN\n`, out)
 }

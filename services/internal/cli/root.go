@@ -1,5 +1,5 @@
 // Package cli is the dionysia command line: one constructor per command group
-// (api, migrate, api-key, streams, profiles), wired by NewRoot. Configuration
+// (api, migrate, api-key, streams, profiles, workers, edge), wired by NewRoot. Configuration
 // comes from flags and DIONYSIA_* environment variables (see package config).
 package cli
 
@@ -71,7 +71,7 @@ func NewRoot(env Env) *cobra.Command {
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	config.BindEnv(pf, "log-format", "DIONYSIA_LOG_FORMAT")
 
-	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g),
+	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g), newWorkersCmd(g),
 		newEdgeCmd(g), newRouterCmd(g))
 	return root
 }

@@ -119,8 +119,72 @@ func (g *globals) printStream(s apiv1.Stream) error {
 	if s.Playback.DASH != "" {
 		rows = append(rows, []string{"playback dash", s.Playback.DASH})
 	}
+	if ss := s.Session; ss != nil {
+		rows = append(rows,
+			[]string{"session", ss.ID.String()}, []string{"session status", ss.Status},
+			[]string{"session started", ss.StartedAt.UTC().Format(time.RFC3339)},
+			[]string{"edge", ss.EdgeID}, []string{"protocol", ss.Protocol},
+			[]string{"source video", videoText(ss.Source)}, []string{"source audio", audioText(ss.Source)},
+			[]string{"source bitrate", kbpsText(ss.Source.BitrateKbps)}, []string{"worker", orDash(ss.WorkerID)})
+		if ss.LastError != nil {
+			rows = append(rows, []string{"last error", *ss.LastError})
+		}
+		if ss.KickReason != nil {
+			rows = append(rows, []string{"kick requested", *ss.KickReason})
+		}
+	}
 	rows = append(rows, []string{"created", s.CreatedAt.UTC().Format(time.RFC3339)}, []string{"updated", s.UpdatedAt.UTC().Format(time.RFC3339)})
 	return g.table([]string{"FIELD", "VALUE"}, rows)
+}
+
+// videoText is e.g. "H264 1920x1080" (and the frame rate when known).
+func videoText(s apiv1.Source) string {
+	if s.VideoCodec == "" && s.Width == 0 {
+		return "-"
+	}
+	out := strings.TrimSpace(s.VideoCodec + " " + s.VideoProfile)
+	if s.Width > 0 && s.Height > 0 {
+		out += fmt.Sprintf(" %dx%d", s.Width, s.Height)
+	}
+	if s.FrameRate > 0 {
+		out += fmt.Sprintf(" @ %.4g fps", s.FrameRate)
+	}
+	return strings.TrimSpace(out)
+}
+
+func audioText(s apiv1.Source) string {
+	if s.AudioCodec == "" {
+		return "-"
+	}
+	out := s.AudioCodec
+	if s.AudioChannels > 0 {
+		out += fmt.Sprintf(" %dch", s.AudioChannels)
+	}
+	if s.AudioSampleRate > 0 {
+		out += fmt.Sprintf(" %d Hz", s.AudioSampleRate)
+	}
+	return out
+}
+
+func kbpsText(n int) string {
+	if n <= 0 {
+		return "-"
+	}
+	return strconv.Itoa(n) + " kbps"
+}
+
+func orDash(p *string) string {
+	if p == nil || *p == "" {
+		return "-"
+	}
+	return *p
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func newStreamsCmd(g *globals) *cobra.Command {
@@ -256,6 +320,87 @@ func newStreamsCmd(g *globals) *cobra.Command {
 			return g.printStream(s)
 		},
 	}
-	cmd.AddCommand(create, list, get, update, del, rotate)
+	disconnect := &cobra.Command{
+		Use:   "disconnect ID",
+		Short: "Kick the stream's live publisher (it may reconnect: disable the stream or rotate its key to keep it out)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			s, err := c.DisconnectStream(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(s)
+			}
+			fmt.Fprintf(g.env.Stdout, "disconnecting the publisher of stream %s\n", s.ID)
+			return nil
+		},
+	}
+
+	var sessionsLimit int
+	sessions := &cobra.Command{
+		Use:   "sessions ID",
+		Short: "List a stream's sessions, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			page, err := c.StreamSessions(cmd.Context(), args[0], client.ListOptions{Limit: sessionsLimit})
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(page.Data)
+			}
+			rows := make([][]string, len(page.Data))
+			for i, ss := range page.Data {
+				rows[i] = []string{ss.ID.String(), ss.Status, ss.StartedAt.UTC().Format(time.RFC3339), timeOrDash(ss.EndedAt),
+					orDash(ss.EndReason), ss.EdgeID, ss.Protocol, videoText(ss.Source), orDash(ss.WorkerID)}
+			}
+			return g.table([]string{"ID", "STATUS", "STARTED", "ENDED", "END REASON", "EDGE", "PROTOCOL", "SOURCE", "WORKER"}, rows)
+		},
+	}
+	sessions.Flags().IntVar(&sessionsLimit, "limit", 50, "how many sessions to show (1-200)")
+
+	var (
+		ttl time.Duration
+		ip  string
+	)
+	playbackURL := &cobra.Command{
+		Use:   "playback-url ID [--ttl 1h] [--ip ADDR]",
+		Short: "Mint a signed playback token and print the HLS and DASH URLs carrying it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newClient(cc)
+			if err != nil {
+				return err
+			}
+			secs := int(ttl / time.Second)
+			t, err := c.CreatePlaybackToken(cmd.Context(), args[0], apiv1.PlaybackTokenCreate{TTLSeconds: &secs, IP: ip})
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(t)
+			}
+			for _, u := range []string{t.HLS, t.DASH} {
+				if u != "" {
+					fmt.Fprintln(g.env.Stdout, u)
+				}
+			}
+			fmt.Fprintf(g.env.Stderr, "valid until %s\n", t.ExpiresAt.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	playbackURL.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the URLs stay valid (1m-168h)")
+	playbackURL.Flags().StringVar(&ip, "ip", "", "bind the token to this viewer IP address")
+
+	cmd.AddCommand(create, list, get, update, del, rotate, disconnect, sessions, playbackURL)
 	return cmd
 }

@@ -211,3 +211,33 @@ func (c *Client) CreateProfile(ctx context.Context, req apiv1.ProfileCreate) (ap
 func (c *Client) DeleteProfile(ctx context.Context, ref string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/profiles/"+escape(ref), nil, nil, nil)
 }
+
+// StreamSessions returns one page of a stream's sessions, newest first.
+func (c *Client) StreamSessions(ctx context.Context, id string, opts ListOptions) (apiv1.List[apiv1.Session], error) {
+	var l apiv1.List[apiv1.Session]
+	err := c.do(ctx, http.MethodGet, "/api/v1/streams/"+escape(id)+"/sessions", opts.query(), nil, &l)
+	return l, err
+}
+
+// DisconnectStream kicks a stream's live publisher.
+func (c *Client) DisconnectStream(ctx context.Context, id string) (apiv1.Stream, error) {
+	var s apiv1.Stream
+	err := c.do(ctx, http.MethodPost, "/api/v1/streams/"+escape(id)+"/disconnect", nil, nil, &s)
+	return s, err
+}
+
+// CreatePlaybackToken mints a signed playback token for a stream.
+func (c *Client) CreatePlaybackToken(ctx context.Context, id string, req apiv1.PlaybackTokenCreate) (apiv1.PlaybackToken, error) {
+	var t apiv1.PlaybackToken
+	err := c.do(ctx, http.MethodPost, "/api/v1/streams/"+escape(id)+"/playback-token", nil, req, &t)
+	return t, err
+}
+
+// ListWorkers returns the worker fleet.
+func (c *Client) ListWorkers(ctx context.Context) ([]apiv1.Worker, error) {
+	var l apiv1.List[apiv1.Worker]
+	if err := c.do(ctx, http.MethodGet, "/api/v1/workers", nil, nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Data, nil
+}

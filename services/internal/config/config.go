@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/spf13/pflag"
 )
 
@@ -36,6 +37,19 @@ const (
 	DefaultBodyLimit       = 1 << 20 // bytes
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxConns        = 10
+
+	DefaultDispatchInterval    = 250 * time.Millisecond
+	DefaultRedispatchGrace     = 500 * time.Millisecond
+	DefaultRedispatchMin       = 3 * time.Second
+	DefaultDispatchFirstPickup = 3 * time.Second
+)
+
+// Environment variables that hold secrets. They are read from the environment
+// only (LoadSecrets), never from flags, and never logged.
+const (
+	EnvEdgeSecret   = "DIONYSIA_EDGE_SECRET"
+	EnvWorkerSecret = "DIONYSIA_WORKER_SECRET"
+	EnvPlaybackKeys = "DIONYSIA_PLAYBACK_KEYS"
 )
 
 // envAnnotation is the pflag annotation naming a flag's environment variable.
@@ -157,12 +171,99 @@ func (c *PublicURLs) RegisterFlags(fs *pflag.FlagSet) {
 	annotate(fs, "playback-base-url", "DIONYSIA_PLAYBACK_BASE_URL")
 }
 
+// Dispatch configures how the API hands live sessions to workers and the
+// failover watchdog that re-dispatches a session whose worker is gone.
+type Dispatch struct {
+	// Interval is how often the watchdog looks for sessions without a
+	// worker; default DefaultDispatchInterval.
+	Interval time.Duration
+	// Grace is how long a session that had a worker stays without one before
+	// it is re-dispatched; default DefaultRedispatchGrace.
+	Grace time.Duration
+	// MinInterval is the shortest time between two dispatches of a session;
+	// default DefaultRedispatchMin.
+	MinInterval time.Duration
+	// FirstPickup is how long a dispatched task may wait for a worker to take
+	// it (while it is not queued any more) before it is dispatched again;
+	// default DefaultDispatchFirstPickup.
+	FirstPickup time.Duration
+}
+
+// WithDefaults fills unset fields.
+func (c Dispatch) WithDefaults() Dispatch {
+	c.Interval = cmp.Or(c.Interval, DefaultDispatchInterval)
+	c.Grace = cmp.Or(c.Grace, DefaultRedispatchGrace)
+	c.MinInterval = cmp.Or(c.MinInterval, DefaultRedispatchMin)
+	c.FirstPickup = cmp.Or(c.FirstPickup, DefaultDispatchFirstPickup)
+	return c
+}
+
+// Validate checks the configuration.
+func (c Dispatch) Validate() error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"dispatch interval": c.Interval, "redispatch grace": c.Grace,
+		"redispatch min interval": c.MinInterval, "dispatch first pickup": c.FirstPickup} {
+		if d <= 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("%s: must be between 0 and 1h, got %s", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RegisterFlags binds the fields to flags.
+func (c *Dispatch) RegisterFlags(fs *pflag.FlagSet) {
+	d := c.WithDefaults()
+	fs.DurationVar(&c.Interval, "dispatch-interval", d.Interval, "how often the failover watchdog looks for live sessions without a worker")
+	annotate(fs, "dispatch-interval", "DIONYSIA_DISPATCH_INTERVAL")
+	fs.DurationVar(&c.Grace, "redispatch-grace", d.Grace, "how long a session whose worker is gone waits before it is re-dispatched")
+	annotate(fs, "redispatch-grace", "DIONYSIA_REDISPATCH_GRACE")
+	fs.DurationVar(&c.MinInterval, "redispatch-min-interval", d.MinInterval, "shortest time between two dispatches of one session")
+	annotate(fs, "redispatch-min-interval", "DIONYSIA_REDISPATCH_MIN_INTERVAL")
+	fs.DurationVar(&c.FirstPickup, "dispatch-first-pickup", d.FirstPickup, "how long a dispatched task that left the queue may take to be picked up before it is dispatched again")
+	annotate(fs, "dispatch-first-pickup", "DIONYSIA_DISPATCH_FIRST_PICKUP")
+}
+
 // API configures the management API server.
 type API struct {
 	Addr            string        // listen address host:port; default DefaultAPIAddr
 	BodyLimit       int64         // maximum request body (bytes); default DefaultBodyLimit
 	ShutdownTimeout time.Duration // grace period for in-flight requests on stop; default DefaultShutdownTimeout
 	Public          PublicURLs
+	Dispatch        Dispatch
+
+	// EdgeSecret authenticates the ingest edges on /internal/v1/edge/*
+	// (DIONYSIA_EDGE_SECRET) and keys the worker read credentials; empty
+	// disables those endpoints (503).
+	EdgeSecret string
+	// WorkerSecret authenticates the workers on /internal/v1/sessions/*
+	// (DIONYSIA_WORKER_SECRET); empty disables that endpoint (503).
+	WorkerSecret string
+	// PlaybackKeys signs playback tokens, "kid:base64secret,..." with the
+	// current key first (DIONYSIA_PLAYBACK_KEYS, the router's format); empty
+	// disables the playback-token endpoint (503).
+	PlaybackKeys string
+}
+
+// LoadSecrets reads the secret fields from the environment (lookup is
+// os.LookupEnv in production). Secrets are never flags: command lines are
+// visible to every local user.
+func (c *API) LoadSecrets(lookup func(string) (string, bool)) {
+	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	c.EdgeSecret = get(EnvEdgeSecret)
+	c.WorkerSecret = get(EnvWorkerSecret)
+	c.PlaybackKeys = get(EnvPlaybackKeys)
+}
+
+// String describes the configuration without its secrets.
+func (c API) String() string {
+	set := func(s string) string {
+		if s == "" {
+			return "unset"
+		}
+		return "set"
+	}
+	return fmt.Sprintf("api addr=%s edge_secret=%s worker_secret=%s playback_keys=%s",
+		c.Addr, set(c.EdgeSecret), set(c.WorkerSecret), set(c.PlaybackKeys))
 }
 
 // WithDefaults fills unset fields.
@@ -171,6 +272,7 @@ func (c API) WithDefaults() API {
 	c.BodyLimit = cmp.Or(c.BodyLimit, DefaultBodyLimit)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.Public = c.Public.WithDefaults()
+	c.Dispatch = c.Dispatch.WithDefaults()
 	return c
 }
 
@@ -186,7 +288,12 @@ func (c API) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("api shutdown timeout: must be positive, got %s", c.ShutdownTimeout))
 	}
-	errs = append(errs, c.Public.Validate())
+	errs = append(errs, c.Public.Validate(), c.Dispatch.Validate())
+	if c.PlaybackKeys != "" {
+		if _, err := playback.ParseKeys(c.PlaybackKeys); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvPlaybackKeys, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -200,6 +307,7 @@ func (c *API) RegisterFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "grace period for in-flight requests on stop")
 	annotate(fs, "shutdown-timeout", "DIONYSIA_API_SHUTDOWN_TIMEOUT")
 	c.Public.RegisterFlags(fs)
+	c.Dispatch.RegisterFlags(fs)
 }
 
 // Client configures the CLI's connection to the API.

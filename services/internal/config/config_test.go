@@ -77,3 +77,29 @@ func TestValidate(t *testing.T) {
 	}
 	require.NoError(t, config.PublicURLs{EdgeHost: "::1"}.WithDefaults().Validate(), "IPv6 literal")
 }
+
+func TestSecretsComeFromTheEnvironmentOnly(t *testing.T) {
+	t.Parallel()
+	var c config.API
+	fs := pflag.NewFlagSet("api", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		require.NotContains(t, f.Name, "secret", "secrets are never flags")
+		require.NotContains(t, f.Name, "playback-keys")
+	})
+	env := map[string]string{
+		config.EnvEdgeSecret:   "edge-secret-0123456789",
+		config.EnvWorkerSecret: " worker-secret-0123456789 ",
+		config.EnvPlaybackKeys: "k1:MDEyMzQ1Njc4OWFiY2RlZg",
+	}
+	c.LoadSecrets(envOf(env))
+	require.Equal(t, "edge-secret-0123456789", c.EdgeSecret)
+	require.Equal(t, "worker-secret-0123456789", c.WorkerSecret)
+	require.NoError(t, c.WithDefaults().Validate())
+	require.NotContains(t, c.String(), "secret-0123456789")
+	require.Contains(t, c.String(), "edge_secret=set")
+
+	c.PlaybackKeys = "k1:c2hvcnQ"
+	require.ErrorContains(t, c.WithDefaults().Validate(), config.EnvPlaybackKeys)
+	require.ErrorContains(t, config.API{Dispatch: config.Dispatch{Grace: -time.Second}}.WithDefaults().Validate(), "redispatch grace")
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ladder"
 	"github.com/dionysia/dionysia/services/internal/dbtest"
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/secret"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
@@ -240,35 +241,108 @@ func TestSessions(t *testing.T) {
 	s, err := b.st.CreateStream(b.ctx, store.NewStream{Name: "live", ProfileID: p.ID})
 	require.NoError(t, err)
 
-	first, err := b.st.CreateSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-1", SourceProtocol: "rtmp"})
+	edgeInfo := edgeapi.EdgeInfo{ID: "edge-1", PublicHost: "10.0.0.1", RTMPPort: 1935, KickURL: "http://10.0.0.1:9990/internal/v1/edge/kick"}
+	src := store.SourceFromMedia("rtmp", edgeapi.Media{VideoCodec: "H264", Width: 1920, Height: 1080, AudioCodec: "MPEG-4 Audio", AudioChannels: 2})
+	opened, err := b.st.OpenSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-1", SourceID: "conn-1", Edge: edgeInfo, Source: src})
 	require.NoError(t, err)
-	require.Equal(t, store.SessionStarting, first.Status)
-	require.Equal(t, "rtmp", *first.SourceProtocol)
-	require.Nil(t, first.EndedAt)
+	require.True(t, opened.Created)
+	require.Empty(t, opened.Superseded)
+	first := opened.Session
+	require.Equal(t, store.SessionLive, first.Status)
+	require.Equal(t, "rtmp", *first.Source.Protocol)
+	require.Equal(t, 1920, *first.Source.Width)
+	require.Nil(t, first.Source.FrameRate, "unknown stays nil")
+	require.Equal(t, edgeInfo, first.Edge)
+	require.True(t, first.Open())
+	live, err := b.st.GetStream(b.ctx, s.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusLive, live.Status)
 
-	ended, err := b.st.EndSession(b.ctx, first.ID, store.SessionEnded, "publisher left")
+	// The same publisher reported twice: the same session, nothing changed.
+	again, err := b.st.OpenSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-1", SourceID: "conn-1"})
 	require.NoError(t, err)
+	require.False(t, again.Created)
+	require.Equal(t, first.ID, again.Session.ID)
+
+	auth, err := b.st.PublishAuthByKey(b.ctx, s.StreamKey)
+	require.NoError(t, err)
+	require.Equal(t, s.ID, auth.StreamID)
+	require.Equal(t, first.ID, *auth.SessionID)
+	require.Equal(t, "edge-1", auth.SessionEdgeID)
+	require.WithinDuration(t, first.StartedAt, auth.SessionSeenAt, time.Millisecond)
+
+	seen := time.Now()
+	bitrate := 4500
+	require.NoError(t, b.st.UpdateSessionSource(b.ctx, first.ID, store.Source{BitrateKbps: &bitrate}, seen))
+	got, err := b.st.GetSession(b.ctx, first.ID)
+	require.NoError(t, err)
+	require.Equal(t, 4500, *got.Source.BitrateKbps)
+	require.Equal(t, 1920, *got.Source.Width, "fields not in the update are kept")
+
+	kicked, err := b.st.RequestKick(b.ctx, first.ID, "disconnect")
+	require.NoError(t, err)
+	require.Equal(t, "disconnect", *kicked.KickReason)
+
+	ended, didEnd, err := b.st.EndSessionBySource(b.ctx, "edge-1", "conn-1", edgeapi.EndPublisherDisconnected, "EOF")
+	require.NoError(t, err)
+	require.True(t, didEnd)
 	require.Equal(t, store.SessionEnded, ended.Status)
 	require.NotNil(t, ended.EndedAt)
-	require.Equal(t, "publisher left", *ended.EndReason)
-	_, err = b.st.EndSession(b.ctx, first.ID, store.SessionFailed, "again")
-	require.ErrorIs(t, err, store.ErrNotFound, "an ended session cannot end twice")
+	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
+	require.Equal(t, "EOF", *ended.EndDetail)
+	_, didEnd, err = b.st.EndSession(b.ctx, first.ID, "again", "")
+	require.NoError(t, err)
+	require.False(t, didEnd, "an ended session does not end twice")
+	idle, err := b.st.GetStream(b.ctx, s.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusIdle, idle.Status)
+	_, err = b.st.RequestKick(b.ctx, first.ID, "disconnect")
+	require.ErrorIs(t, err, store.ErrNotFound)
 
-	second, err := b.st.CreateSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-2"})
+	// A second publisher connection supersedes an open session of the stream.
+	second, err := b.st.OpenSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-2", SourceID: "conn-2"})
 	require.NoError(t, err)
-	list, next, err := b.st.ListSessions(b.ctx, s.ID, store.Page{Limit: 1})
+	third, err := b.st.OpenSession(b.ctx, store.NewSession{StreamID: s.ID, EdgeID: "edge-1", SourceID: "conn-3"})
 	require.NoError(t, err)
-	require.Equal(t, []uuid.UUID{second.ID}, []uuid.UUID{list[0].ID}, "newest first")
+	require.Len(t, third.Superseded, 1)
+	require.Equal(t, second.Session.ID, third.Superseded[0].ID)
+	require.Equal(t, store.EndSuperseded, *third.Superseded[0].EndReason)
+	open, err := b.st.OpenSessionOf(b.ctx, s.ID)
+	require.NoError(t, err)
+	require.Equal(t, third.Session.ID, open.ID)
+
+	// A worker failure keeps the session open; a worker start makes it live again.
+	failed, err := b.st.SetSessionError(b.ctx, open.ID, "w1", "encoder crashed", true)
+	require.NoError(t, err)
+	require.Equal(t, store.SessionFailed, failed.Status)
+	require.True(t, failed.Open())
+	require.Equal(t, "w1", *failed.WorkerID)
+	restarted, err := b.st.SetSessionWorker(b.ctx, open.ID, "w2")
+	require.NoError(t, err)
+	require.Equal(t, store.SessionLive, restarted.Status)
+	require.Equal(t, "encoder crashed", *restarted.LastError)
+
+	edgeSessions, err := b.st.OpenEdgeSessions(b.ctx, "edge-1")
+	require.NoError(t, err)
+	require.Len(t, edgeSessions, 1)
+	require.Equal(t, s.StreamKey, edgeSessions[0].StreamKey)
+	n, err := b.st.CountLiveStreams(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	list, next, err := b.st.ListSessions(b.ctx, s.ID, store.Page{Limit: 2})
+	require.NoError(t, err)
+	require.Equal(t, []uuid.UUID{third.Session.ID, second.Session.ID}, []uuid.UUID{list[0].ID, list[1].ID}, "newest first")
 	require.NotNil(t, next)
-	list, next, err = b.st.ListSessions(b.ctx, s.ID, store.Page{Limit: 1, After: next})
+	list, next, err = b.st.ListSessions(b.ctx, s.ID, store.Page{Limit: 2, After: next})
 	require.NoError(t, err)
 	require.Equal(t, first.ID, list[0].ID)
 	require.Nil(t, next)
 
-	_, err = b.st.CreateSession(b.ctx, store.NewSession{StreamID: uuid.Must(uuid.NewV7()), EdgeID: "e"})
-	require.ErrorIs(t, err, store.ErrInUse)
+	_, err = b.st.OpenSession(b.ctx, store.NewSession{StreamID: uuid.Must(uuid.NewV7()), EdgeID: "e", SourceID: "c"})
+	require.ErrorIs(t, err, store.ErrNotFound)
 
 	require.NoError(t, b.st.DeleteStream(b.ctx, s.ID))
-	_, err = b.st.GetSession(b.ctx, second.ID)
+	_, err = b.st.GetSession(b.ctx, first.ID)
 	require.ErrorIs(t, err, store.ErrNotFound, "sessions go with their stream")
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/google/uuid"
 )
 
@@ -49,19 +50,29 @@ type Stream struct {
 }
 
 type StreamSession struct {
-	ID                uuid.UUID
-	StreamID          uuid.UUID
-	Status            string
-	EdgeID            string
-	WorkerID          *string
-	StartedAt         time.Time
-	EndedAt           *time.Time
-	EndReason         *string
-	SourceProtocol    *string
-	SourceVideoCodec  *string
-	SourceWidth       *int32
-	SourceHeight      *int32
-	SourceFrameRate   *float64
-	SourceBitrateKbps *int32
-	UpdatedAt         time.Time
+	ID                    uuid.UUID
+	StreamID              uuid.UUID
+	Status                string
+	EdgeID                string
+	WorkerID              *string
+	StartedAt             time.Time
+	EndedAt               *time.Time
+	EndReason             *string
+	SourceProtocol        *string
+	SourceVideoCodec      *string
+	SourceWidth           *int32
+	SourceHeight          *int32
+	SourceFrameRate       *float64
+	SourceBitrateKbps     *int32
+	UpdatedAt             time.Time
+	SourceID              *string
+	Edge                  edgeapi.EdgeInfo
+	EndDetail             *string
+	SourceVideoProfile    *string
+	SourceAudioCodec      *string
+	SourceAudioChannels   *int32
+	SourceAudioSampleRate *int32
+	LastError             *string
+	KickReason            *string
+	LastSeenAt            *time.Time
 }

@@ -7,69 +7,93 @@ package dbq
 
 import (
 	"context"
+	"time"
 
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/google/uuid"
 )
 
-const createStreamSession = `-- name: CreateStreamSession :one
-INSERT INTO stream_sessions (id, stream_id, edge_id, source_protocol)
-VALUES ($1, $2, $3, $4)
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at
+const endOpenStreamSessions = `-- name: EndOpenStreamSessions :many
+UPDATE stream_sessions SET
+    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason = $1,
+    ended_at   = now(),
+    updated_at = now()
+WHERE stream_id = $2 AND ended_at IS NULL
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
 `
 
-type CreateStreamSessionParams struct {
-	ID             uuid.UUID
-	StreamID       uuid.UUID
-	EdgeID         string
-	SourceProtocol *string
+type EndOpenStreamSessionsParams struct {
+	EndReason *string
+	StreamID  uuid.UUID
 }
 
-func (q *Queries) CreateStreamSession(ctx context.Context, arg CreateStreamSessionParams) (StreamSession, error) {
-	row := q.db.QueryRow(ctx, createStreamSession,
-		arg.ID,
-		arg.StreamID,
-		arg.EdgeID,
-		arg.SourceProtocol,
-	)
-	var i StreamSession
-	err := row.Scan(
-		&i.ID,
-		&i.StreamID,
-		&i.Status,
-		&i.EdgeID,
-		&i.WorkerID,
-		&i.StartedAt,
-		&i.EndedAt,
-		&i.EndReason,
-		&i.SourceProtocol,
-		&i.SourceVideoCodec,
-		&i.SourceWidth,
-		&i.SourceHeight,
-		&i.SourceFrameRate,
-		&i.SourceBitrateKbps,
-		&i.UpdatedAt,
-	)
-	return i, err
+func (q *Queries) EndOpenStreamSessions(ctx context.Context, arg EndOpenStreamSessionsParams) ([]StreamSession, error) {
+	rows, err := q.db.Query(ctx, endOpenStreamSessions, arg.EndReason, arg.StreamID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StreamSession
+	for rows.Next() {
+		var i StreamSession
+		if err := rows.Scan(
+			&i.ID,
+			&i.StreamID,
+			&i.Status,
+			&i.EdgeID,
+			&i.WorkerID,
+			&i.StartedAt,
+			&i.EndedAt,
+			&i.EndReason,
+			&i.SourceProtocol,
+			&i.SourceVideoCodec,
+			&i.SourceWidth,
+			&i.SourceHeight,
+			&i.SourceFrameRate,
+			&i.SourceBitrateKbps,
+			&i.UpdatedAt,
+			&i.SourceID,
+			&i.Edge,
+			&i.EndDetail,
+			&i.SourceVideoProfile,
+			&i.SourceAudioCodec,
+			&i.SourceAudioChannels,
+			&i.SourceAudioSampleRate,
+			&i.LastError,
+			&i.KickReason,
+			&i.LastSeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const endStreamSession = `-- name: EndStreamSession :one
 UPDATE stream_sessions SET
-    status     = $1,
-    end_reason = $2,
+    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason = $1,
+    end_detail = $2,
     ended_at   = now(),
     updated_at = now()
 WHERE id = $3 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
 `
 
 type EndStreamSessionParams struct {
-	Status    string
 	EndReason *string
+	EndDetail *string
 	ID        uuid.UUID
 }
 
+// Closes an open session; a failed one stays failed.
 func (q *Queries) EndStreamSession(ctx context.Context, arg EndStreamSessionParams) (StreamSession, error) {
-	row := q.db.QueryRow(ctx, endStreamSession, arg.Status, arg.EndReason, arg.ID)
+	row := q.db.QueryRow(ctx, endStreamSession, arg.EndReason, arg.EndDetail, arg.ID)
 	var i StreamSession
 	err := row.Scan(
 		&i.ID,
@@ -87,12 +111,59 @@ func (q *Queries) EndStreamSession(ctx context.Context, arg EndStreamSessionPara
 		&i.SourceFrameRate,
 		&i.SourceBitrateKbps,
 		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const getOpenStreamSession = `-- name: GetOpenStreamSession :one
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL
+`
+
+func (q *Queries) GetOpenStreamSession(ctx context.Context, streamID uuid.UUID) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, getOpenStreamSession, streamID)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
 	)
 	return i, err
 }
 
 const getStreamSession = `-- name: GetStreamSession :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at FROM stream_sessions WHERE id = $1
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE id = $1
 `
 
 func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSession, error) {
@@ -114,12 +185,307 @@ func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSes
 		&i.SourceFrameRate,
 		&i.SourceBitrateKbps,
 		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
 	)
 	return i, err
 }
 
+const getStreamSessionBySource = `-- name: GetStreamSessionBySource :one
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE edge_id = $1 AND source_id = $2
+`
+
+type GetStreamSessionBySourceParams struct {
+	EdgeID   string
+	SourceID *string
+}
+
+func (q *Queries) GetStreamSessionBySource(ctx context.Context, arg GetStreamSessionBySourceParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, getStreamSessionBySource, arg.EdgeID, arg.SourceID)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const insertStreamSession = `-- name: InsertStreamSession :one
+INSERT INTO stream_sessions (id, stream_id, edge_id, source_id, edge, source_protocol,
+                             source_video_codec, source_video_profile, source_width, source_height,
+                             source_frame_rate, source_bitrate_kbps, source_audio_codec,
+                             source_audio_channels, source_audio_sample_rate, started_at, last_seen_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+ON CONFLICT (edge_id, source_id) DO NOTHING
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+`
+
+type InsertStreamSessionParams struct {
+	ID                    uuid.UUID
+	StreamID              uuid.UUID
+	EdgeID                string
+	SourceID              *string
+	Edge                  edgeapi.EdgeInfo
+	SourceProtocol        *string
+	SourceVideoCodec      *string
+	SourceVideoProfile    *string
+	SourceWidth           *int32
+	SourceHeight          *int32
+	SourceFrameRate       *float64
+	SourceBitrateKbps     *int32
+	SourceAudioCodec      *string
+	SourceAudioChannels   *int32
+	SourceAudioSampleRate *int32
+	StartedAt             time.Time
+}
+
+// A duplicate (edge_id, source_id) inserts nothing and returns no row.
+func (q *Queries) InsertStreamSession(ctx context.Context, arg InsertStreamSessionParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, insertStreamSession,
+		arg.ID,
+		arg.StreamID,
+		arg.EdgeID,
+		arg.SourceID,
+		arg.Edge,
+		arg.SourceProtocol,
+		arg.SourceVideoCodec,
+		arg.SourceVideoProfile,
+		arg.SourceWidth,
+		arg.SourceHeight,
+		arg.SourceFrameRate,
+		arg.SourceBitrateKbps,
+		arg.SourceAudioCodec,
+		arg.SourceAudioChannels,
+		arg.SourceAudioSampleRate,
+		arg.StartedAt,
+	)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const listOpenEdgeSessions = `-- name: ListOpenEdgeSessions :many
+SELECT ss.id, ss.stream_id, ss.status, ss.edge_id, ss.worker_id, ss.started_at, ss.ended_at, ss.end_reason, ss.source_protocol, ss.source_video_codec, ss.source_width, ss.source_height, ss.source_frame_rate, ss.source_bitrate_kbps, ss.updated_at, ss.source_id, ss.edge, ss.end_detail, ss.source_video_profile, ss.source_audio_codec, ss.source_audio_channels, ss.source_audio_sample_rate, ss.last_error, ss.kick_reason, ss.last_seen_at, s.stream_key, s.disabled
+FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
+WHERE ss.edge_id = $1 AND ss.ended_at IS NULL
+ORDER BY ss.id
+`
+
+type ListOpenEdgeSessionsRow struct {
+	StreamSession StreamSession
+	StreamKey     string
+	Disabled      bool
+}
+
+// The open sessions of an edge with what a sync checks: the stream's current
+// key and whether it is disabled.
+func (q *Queries) ListOpenEdgeSessions(ctx context.Context, edgeID string) ([]ListOpenEdgeSessionsRow, error) {
+	rows, err := q.db.Query(ctx, listOpenEdgeSessions, edgeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListOpenEdgeSessionsRow
+	for rows.Next() {
+		var i ListOpenEdgeSessionsRow
+		if err := rows.Scan(
+			&i.StreamSession.ID,
+			&i.StreamSession.StreamID,
+			&i.StreamSession.Status,
+			&i.StreamSession.EdgeID,
+			&i.StreamSession.WorkerID,
+			&i.StreamSession.StartedAt,
+			&i.StreamSession.EndedAt,
+			&i.StreamSession.EndReason,
+			&i.StreamSession.SourceProtocol,
+			&i.StreamSession.SourceVideoCodec,
+			&i.StreamSession.SourceWidth,
+			&i.StreamSession.SourceHeight,
+			&i.StreamSession.SourceFrameRate,
+			&i.StreamSession.SourceBitrateKbps,
+			&i.StreamSession.UpdatedAt,
+			&i.StreamSession.SourceID,
+			&i.StreamSession.Edge,
+			&i.StreamSession.EndDetail,
+			&i.StreamSession.SourceVideoProfile,
+			&i.StreamSession.SourceAudioCodec,
+			&i.StreamSession.SourceAudioChannels,
+			&i.StreamSession.SourceAudioSampleRate,
+			&i.StreamSession.LastError,
+			&i.StreamSession.KickReason,
+			&i.StreamSession.LastSeenAt,
+			&i.StreamKey,
+			&i.Disabled,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOpenStreamSessions = `-- name: ListOpenStreamSessions :many
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
+`
+
+func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, error) {
+	rows, err := q.db.Query(ctx, listOpenStreamSessions)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StreamSession
+	for rows.Next() {
+		var i StreamSession
+		if err := rows.Scan(
+			&i.ID,
+			&i.StreamID,
+			&i.Status,
+			&i.EdgeID,
+			&i.WorkerID,
+			&i.StartedAt,
+			&i.EndedAt,
+			&i.EndReason,
+			&i.SourceProtocol,
+			&i.SourceVideoCodec,
+			&i.SourceWidth,
+			&i.SourceHeight,
+			&i.SourceFrameRate,
+			&i.SourceBitrateKbps,
+			&i.UpdatedAt,
+			&i.SourceID,
+			&i.Edge,
+			&i.EndDetail,
+			&i.SourceVideoProfile,
+			&i.SourceAudioCodec,
+			&i.SourceAudioChannels,
+			&i.SourceAudioSampleRate,
+			&i.LastError,
+			&i.KickReason,
+			&i.LastSeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listOpenStreamSessionsOf = `-- name: ListOpenStreamSessionsOf :many
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE stream_id = ANY($1::uuid[]) AND ended_at IS NULL
+`
+
+func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid.UUID) ([]StreamSession, error) {
+	rows, err := q.db.Query(ctx, listOpenStreamSessionsOf, streamIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StreamSession
+	for rows.Next() {
+		var i StreamSession
+		if err := rows.Scan(
+			&i.ID,
+			&i.StreamID,
+			&i.Status,
+			&i.EdgeID,
+			&i.WorkerID,
+			&i.StartedAt,
+			&i.EndedAt,
+			&i.EndReason,
+			&i.SourceProtocol,
+			&i.SourceVideoCodec,
+			&i.SourceWidth,
+			&i.SourceHeight,
+			&i.SourceFrameRate,
+			&i.SourceBitrateKbps,
+			&i.UpdatedAt,
+			&i.SourceID,
+			&i.Edge,
+			&i.EndDetail,
+			&i.SourceVideoProfile,
+			&i.SourceAudioCodec,
+			&i.SourceAudioChannels,
+			&i.SourceAudioSampleRate,
+			&i.LastError,
+			&i.KickReason,
+			&i.LastSeenAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listStreamSessions = `-- name: ListStreamSessions :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at FROM stream_sessions
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions
 WHERE stream_id = $1
   AND ($2::uuid IS NULL OR id < $2::uuid)
 ORDER BY id DESC
@@ -157,6 +523,16 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 			&i.SourceFrameRate,
 			&i.SourceBitrateKbps,
 			&i.UpdatedAt,
+			&i.SourceID,
+			&i.Edge,
+			&i.EndDetail,
+			&i.SourceVideoProfile,
+			&i.SourceAudioCodec,
+			&i.SourceAudioChannels,
+			&i.SourceAudioSampleRate,
+			&i.LastError,
+			&i.KickReason,
+			&i.LastSeenAt,
 		); err != nil {
 			return nil, err
 		}
@@ -166,4 +542,199 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 		return nil, err
 	}
 	return items, nil
+}
+
+const setStreamSessionError = `-- name: SetStreamSessionError :one
+UPDATE stream_sessions SET
+    last_error = $1,
+    worker_id  = coalesce($2, worker_id),
+    status     = CASE WHEN $3::boolean THEN 'failed' ELSE status END,
+    updated_at = now()
+WHERE id = $4
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+`
+
+type SetStreamSessionErrorParams struct {
+	LastError *string
+	WorkerID  *string
+	Failed    bool
+	ID        uuid.UUID
+}
+
+func (q *Queries) SetStreamSessionError(ctx context.Context, arg SetStreamSessionErrorParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, setStreamSessionError,
+		arg.LastError,
+		arg.WorkerID,
+		arg.Failed,
+		arg.ID,
+	)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const setStreamSessionKick = `-- name: SetStreamSessionKick :one
+UPDATE stream_sessions SET kick_reason = $1, updated_at = now()
+WHERE id = $2 AND ended_at IS NULL
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+`
+
+type SetStreamSessionKickParams struct {
+	KickReason *string
+	ID         uuid.UUID
+}
+
+func (q *Queries) SetStreamSessionKick(ctx context.Context, arg SetStreamSessionKickParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, setStreamSessionKick, arg.KickReason, arg.ID)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const setStreamSessionWorker = `-- name: SetStreamSessionWorker :one
+UPDATE stream_sessions SET
+    worker_id  = $1,
+    status     = CASE WHEN ended_at IS NULL THEN 'live' ELSE status END,
+    updated_at = now()
+WHERE id = $2
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+`
+
+type SetStreamSessionWorkerParams struct {
+	WorkerID *string
+	ID       uuid.UUID
+}
+
+// A worker started the session: an open failed session is live again.
+func (q *Queries) SetStreamSessionWorker(ctx context.Context, arg SetStreamSessionWorkerParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, setStreamSessionWorker, arg.WorkerID, arg.ID)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
+const updateStreamSessionSource = `-- name: UpdateStreamSessionSource :exec
+UPDATE stream_sessions SET
+    last_seen_at             = $1,
+    source_bitrate_kbps      = coalesce($2, source_bitrate_kbps),
+    source_video_codec       = coalesce($3, source_video_codec),
+    source_video_profile     = coalesce($4, source_video_profile),
+    source_width             = coalesce($5, source_width),
+    source_height            = coalesce($6, source_height),
+    source_frame_rate        = coalesce($7, source_frame_rate),
+    source_audio_codec       = coalesce($8, source_audio_codec),
+    source_audio_channels    = coalesce($9, source_audio_channels),
+    source_audio_sample_rate = coalesce($10, source_audio_sample_rate),
+    updated_at               = now()
+WHERE id = $11 AND ended_at IS NULL
+`
+
+type UpdateStreamSessionSourceParams struct {
+	SeenAt          *time.Time
+	BitrateKbps     *int32
+	VideoCodec      *string
+	VideoProfile    *string
+	Width           *int32
+	Height          *int32
+	FrameRate       *float64
+	AudioCodec      *string
+	AudioChannels   *int32
+	AudioSampleRate *int32
+	ID              uuid.UUID
+}
+
+// What a sync reports about a live publisher; zero values keep the column.
+func (q *Queries) UpdateStreamSessionSource(ctx context.Context, arg UpdateStreamSessionSourceParams) error {
+	_, err := q.db.Exec(ctx, updateStreamSessionSource,
+		arg.SeenAt,
+		arg.BitrateKbps,
+		arg.VideoCodec,
+		arg.VideoProfile,
+		arg.Width,
+		arg.Height,
+		arg.FrameRate,
+		arg.AudioCodec,
+		arg.AudioChannels,
+		arg.AudioSampleRate,
+		arg.ID,
+	)
+	return err
 }

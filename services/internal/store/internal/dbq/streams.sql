@@ -45,3 +45,23 @@ RETURNING id;
 
 -- name: DeleteStream :execrows
 DELETE FROM streams WHERE id = $1;
+
+-- name: LockStream :one
+SELECT id, stream_key, disabled FROM streams WHERE id = $1 FOR UPDATE;
+
+-- name: RefreshStreamStatus :exec
+-- live while the stream has an open session, idle otherwise.
+UPDATE streams SET status = CASE
+    WHEN EXISTS (SELECT 1 FROM stream_sessions ss WHERE ss.stream_id = streams.id AND ss.ended_at IS NULL) THEN 'live'
+    ELSE 'idle' END
+WHERE streams.id = $1;
+
+-- name: GetPublishAuth :one
+-- Everything a publish decision needs, in one indexed lookup.
+SELECT s.id, s.disabled, ss.id AS session_id, ss.edge_id AS session_edge_id,
+       ss.started_at AS session_started_at, ss.last_seen_at AS session_seen_at
+FROM streams s LEFT JOIN stream_sessions ss ON ss.stream_id = s.id AND ss.ended_at IS NULL
+WHERE s.stream_key = $1;
+
+-- name: CountLiveStreams :one
+SELECT count(*) FROM streams WHERE status = 'live';

@@ -7,9 +7,21 @@ package dbq
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
+
+const countLiveStreams = `-- name: CountLiveStreams :one
+SELECT count(*) FROM streams WHERE status = 'live'
+`
+
+func (q *Queries) CountLiveStreams(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countLiveStreams)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
 
 const createStream = `-- name: CreateStream :one
 
@@ -62,6 +74,37 @@ func (q *Queries) DeleteStream(ctx context.Context, id uuid.UUID) (int64, error)
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const getPublishAuth = `-- name: GetPublishAuth :one
+SELECT s.id, s.disabled, ss.id AS session_id, ss.edge_id AS session_edge_id,
+       ss.started_at AS session_started_at, ss.last_seen_at AS session_seen_at
+FROM streams s LEFT JOIN stream_sessions ss ON ss.stream_id = s.id AND ss.ended_at IS NULL
+WHERE s.stream_key = $1
+`
+
+type GetPublishAuthRow struct {
+	ID               uuid.UUID
+	Disabled         bool
+	SessionID        *uuid.UUID
+	SessionEdgeID    *string
+	SessionStartedAt *time.Time
+	SessionSeenAt    *time.Time
+}
+
+// Everything a publish decision needs, in one indexed lookup.
+func (q *Queries) GetPublishAuth(ctx context.Context, streamKey string) (GetPublishAuthRow, error) {
+	row := q.db.QueryRow(ctx, getPublishAuth, streamKey)
+	var i GetPublishAuthRow
+	err := row.Scan(
+		&i.ID,
+		&i.Disabled,
+		&i.SessionID,
+		&i.SessionEdgeID,
+		&i.SessionStartedAt,
+		&i.SessionSeenAt,
+	)
+	return i, err
 }
 
 const getStream = `-- name: GetStream :one
@@ -181,6 +224,36 @@ func (q *Queries) ListStreams(ctx context.Context, arg ListStreamsParams) ([]Lis
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockStream = `-- name: LockStream :one
+SELECT id, stream_key, disabled FROM streams WHERE id = $1 FOR UPDATE
+`
+
+type LockStreamRow struct {
+	ID        uuid.UUID
+	StreamKey string
+	Disabled  bool
+}
+
+func (q *Queries) LockStream(ctx context.Context, id uuid.UUID) (LockStreamRow, error) {
+	row := q.db.QueryRow(ctx, lockStream, id)
+	var i LockStreamRow
+	err := row.Scan(&i.ID, &i.StreamKey, &i.Disabled)
+	return i, err
+}
+
+const refreshStreamStatus = `-- name: RefreshStreamStatus :exec
+UPDATE streams SET status = CASE
+    WHEN EXISTS (SELECT 1 FROM stream_sessions ss WHERE ss.stream_id = streams.id AND ss.ended_at IS NULL) THEN 'live'
+    ELSE 'idle' END
+WHERE streams.id = $1
+`
+
+// live while the stream has an open session, idle otherwise.
+func (q *Queries) RefreshStreamStatus(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, refreshStreamStatus, id)
+	return err
 }
 
 const rotateStreamKey = `-- name: RotateStreamKey :one

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
+	"github.com/dionysia/dionysia/services/internal/ingest"
+	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v5"
+)
+
+// internalRoutes are the endpoints of the edges and the workers. They are not
+// under /api/v1 and take no API key: each caller authenticates with its own
+// shared secret (Authorization: Bearer <secret>).
+func (s *Server) internalRoutes(g *echo.Group) {
+	edge := g.Group("/edge", s.requireSecret("edge", func() string { return s.cfg.EdgeSecret }))
+	edge.POST("/auth", s.edgeAuth)
+	edge.POST("/events", s.edgeEvent)
+	edge.POST("/sync", s.edgeSync)
+	g.POST("/sessions/:id/events", s.sessionEvent, s.requireSecret("worker", func() string { return s.cfg.WorkerSecret }))
+}
+
+// requireSecret checks the caller's shared secret in constant time: 503 when
+// the secret is not configured, 401 when it is missing or wrong.
+func (s *Server) requireSecret(who string, secret func() string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			if secret() == "" {
+				return newProblem(http.StatusServiceUnavailable, "%s integration not configured", who)
+			}
+			if !edgeapi.CheckSecret(c.Request(), secret()) {
+				return unauthorized("missing or wrong %s secret; send \"Authorization: Bearer <secret>\"", who)
+			}
+			return next(c)
+		}
+	}
+}
+
+// edgeService returns the ingest service (nil only without an edge secret,
+// which requireSecret already answered).
+func (s *Server) edgeService() (*ingest.Service, error) {
+	if s.ingest == nil {
+		return nil, newProblem(http.StatusServiceUnavailable, "edge integration not configured")
+	}
+	return s.ingest, nil
+}
+
+func (s *Server) edgeAuth(c *echo.Context) error {
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	var req edgeapi.AuthRequest
+	if err := readInternal(c.Request(), &req); err != nil {
+		return err
+	}
+	res, err := svc.Authorize(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) edgeEvent(c *echo.Context) error {
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	var ev edgeapi.Event
+	if err := readInternal(c.Request(), &ev); err != nil {
+		return err
+	}
+	if err := svc.HandleEvent(c.Request().Context(), ev); err != nil {
+		return ingestError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) edgeSync(c *echo.Context) error {
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	var req edgeapi.SyncRequest
+	if err := readInternal(c.Request(), &req); err != nil {
+		return err
+	}
+	res, err := svc.Sync(c.Request().Context(), req)
+	if err != nil {
+		return ingestError(err)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (s *Server) sessionEvent(c *echo.Context) error {
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c, "session")
+	if err != nil {
+		return err
+	}
+	var ev job.SessionEvent
+	if err := readInternal(c.Request(), &ev); err != nil {
+		return err
+	}
+	if ev.SessionID != uuid.Nil && ev.SessionID != id {
+		return badRequest("session_id %s in the body differs from the path's %s", ev.SessionID, id)
+	}
+	err = svc.WorkerEvent(c.Request().Context(), id, ev)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("no session with id %s", id)
+	}
+	if err != nil {
+		return ingestError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// ingestError maps the ingest service's errors: a malformed event is a 422,
+// anything else a 500 (the caller retries).
+func ingestError(err error) error {
+	if errors.Is(err, ingest.ErrInvalidEvent) {
+		return newProblem(http.StatusUnprocessableEntity, "%s", err.Error())
+	}
+	return err
+}
+
+// readInternal decodes the body of an internal endpoint. Unlike the public
+// API it ignores unknown fields: an edge or worker of a newer version may send
+// more, and a 4xx would make it drop the request for good.
+func readInternal(req *http.Request, v any) error {
+	if err := json.NewDecoder(req.Body).Decode(v); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}

@@ -1,0 +1,445 @@
+package ingest_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/services/internal/api"
+	"github.com/dionysia/dionysia/services/internal/apiv1"
+	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/dbtest"
+	"github.com/dionysia/dionysia/services/internal/edge"
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
+	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	testSecret = "ingest-integration-secret-0123"
+	queueDB    = 7 // asynq has no key prefix: the queue tests' own Redis database
+	// liveWithin is the acceptance bound for live → API and stop → idle.
+	liveWithin = 5 * time.Second
+)
+
+// bundle is a real API (PostgreSQL, Redis) and a real edge (mediamtx) wired
+// together, as `dionysia api` and `dionysia edge` run them.
+type bundle struct {
+	t        *testing.T
+	ctx      context.Context
+	api      *httptest.Server
+	st       *store.Store
+	key      string // admin API key
+	edge     *edge.Edge
+	insp     *asynq.Inspector
+	stops    job.StopSignal
+	rtmpBase string
+	srtAddr  string
+	logs     *syncBuffer
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, parent, dir, "go.work not found")
+		dir = parent
+	}
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer pc.Close()
+		return pc.LocalAddr().(*net.UDPAddr).Port
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	mtx := filepath.Join(repoRoot(t), "bin", "mediamtx")
+	if _, err := os.Stat(mtx); err != nil {
+		t.Skipf("bin/mediamtx missing (deploy/local/build-mediamtx.sh): %v", err)
+	}
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg missing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+
+	opts, err := redis.ParseURL(cmp.Or(os.Getenv("TEST_REDIS_URL"), dbtest.DefaultRedisURL))
+	require.NoError(t, err)
+	opts.DB = queueDB
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	prefix := "test:" + uuid.NewString() + ":"
+	t.Cleanup(func() {
+		iter := rdb.Scan(context.Background(), 0, prefix+"*", 100).Iterator()
+		for iter.Next(context.Background()) {
+			rdb.Del(context.Background(), iter.Val())
+		}
+	})
+
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pool := dbtest.New(t)
+	st := store.New(pool)
+	srv, err := api.New(config.API{EdgeSecret: testSecret, WorkerSecret: "w", Public: config.PublicURLs{EdgeHost: "127.0.0.1"}},
+		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	_, key, err := st.CreateAPIKey(ctx, "it", store.ScopeAdmin)
+	require.NoError(t, err)
+
+	cfg := edge.Config{
+		ID: "edge-it", APIURL: hs.URL, Secret: testSecret, MediaMTXPath: mtx, WorkDir: t.TempDir(),
+		BindAddress: "127.0.0.1", PublicHost: "127.0.0.1",
+		RTMPPort: freePort(t, "tcp"), SRTPort: freePort(t, "udp"), RTSPPort: freePort(t, "tcp"), WebRTCPort: freePort(t, "tcp"),
+		WebRTCUDPPort: -1, HookAddress: "127.0.0.1:0", MediaMTXAPIAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
+		AdminAddress: "127.0.0.1:0", SyncInterval: time.Second, StopTimeout: 5 * time.Second,
+	}
+	e, err := edge.New(cfg, logger, prometheus.NewRegistry())
+	require.NoError(t, err)
+	ectx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ectx) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("edge did not stop within 30 s")
+		}
+	})
+	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb),
+		stops: job.StopSignal{Redis: rdb, Prefix: prefix}, logs: logs,
+		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort), srtAddr: fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort)}
+	// Delete every task this test's edge caused (they pull from its RTMP port).
+	t.Cleanup(func() {
+		tasks, err := b.insp.ListPendingTasks(job.QueueCPU, asynq.PageSize(1000))
+		if err != nil {
+			return
+		}
+		for _, ti := range tasks {
+			if tr, err := job.Unmarshal(ti.Payload); err == nil && strings.HasPrefix(tr.Source.URL, b.rtmpBase+"/") {
+				_ = b.insp.DeleteTask(job.QueueCPU, ti.ID)
+			}
+		}
+	})
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + e.AdminAddr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, 20*time.Second, 100*time.Millisecond, "edge not ready")
+	return b
+}
+
+// call sends an API request with the admin key and decodes a 2xx answer.
+func (b *bundle) call(method, path string, body, out any) int {
+	b.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		require.NoError(b.t, err)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(b.ctx, method, b.api.URL+path, rd)
+	require.NoError(b.t, err)
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(b.t, err)
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	require.NoError(b.t, err)
+	if out != nil && res.StatusCode < 300 {
+		require.NoError(b.t, json.Unmarshal(data, out), string(data))
+	}
+	return res.StatusCode
+}
+
+func (b *bundle) stream(id uuid.UUID) apiv1.Stream {
+	b.t.Helper()
+	var s apiv1.Stream
+	require.Equal(b.t, http.StatusOK, b.call(http.MethodGet, "/api/v1/streams/"+id.String(), nil, &s))
+	return s
+}
+
+func (b *bundle) sessions(id uuid.UUID) []apiv1.Session {
+	b.t.Helper()
+	var l apiv1.List[apiv1.Session]
+	require.Equal(b.t, http.StatusOK, b.call(http.MethodGet, "/api/v1/streams/"+id.String()+"/sessions", nil, &l))
+	return l.Data
+}
+
+// waitLive waits until the stream is live with a session other than not.
+func (b *bundle) waitLive(id uuid.UUID, not uuid.UUID, within time.Duration) apiv1.Stream {
+	b.t.Helper()
+	var s apiv1.Stream
+	require.Eventually(b.t, func() bool {
+		s = b.stream(id)
+		return s.Status == "live" && s.Session != nil && s.Session.ID != not && s.Session.Source.Width > 0
+	}, within, 50*time.Millisecond, "stream %s not live within %s", id, within)
+	return s
+}
+
+func (b *bundle) waitIdle(id uuid.UUID, within time.Duration) apiv1.Session {
+	b.t.Helper()
+	require.Eventually(b.t, func() bool { return b.stream(id).Status == "idle" }, within, 50*time.Millisecond,
+		"stream %s not idle within %s", id, within)
+	return b.sessions(id)[0]
+}
+
+// tasksOf returns the pending transcode tasks of a session in the CPU queue.
+func (b *bundle) tasksOf(session uuid.UUID) []job.Transcode {
+	b.t.Helper()
+	tasks, err := b.insp.ListPendingTasks(job.QueueCPU, asynq.PageSize(1000))
+	require.NoError(b.t, err)
+	var out []job.Transcode
+	for _, ti := range tasks {
+		if tr, err := job.Unmarshal(ti.Payload); err == nil && tr.SessionID == session {
+			require.Equal(b.t, job.TaskID(session), ti.ID)
+			out = append(out, tr)
+		}
+	}
+	return out
+}
+
+func (b *bundle) createStream(name string) apiv1.Stream {
+	b.t.Helper()
+	var s apiv1.Stream
+	require.Equal(b.t, http.StatusCreated, b.call(http.MethodPost, "/api/v1/streams", map[string]any{"name": name, "hardware": "cpu"}, &s))
+	return s
+}
+
+// sourceArgs are ffmpeg's input arguments and the source's size: the shared
+// clip looped in real time, or a generated pattern when the clip is absent
+// (or DIONYSIA_TEST_GENERATED_SOURCE=1).
+func sourceArgs(t *testing.T) ([]string, int, int) {
+	t.Helper()
+	clip := filepath.Join(repoRoot(t), "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
+	if _, err := os.Stat(clip); err == nil && os.Getenv("DIONYSIA_TEST_GENERATED_SOURCE") != "1" {
+		return []string{"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy"}, 1920, 1080
+	}
+	return []string{
+		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+	}, 640, 360
+}
+
+type ffmpeg struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+func (b *bundle) ffmpeg(args ...string) *ffmpeg {
+	b.t.Helper()
+	full := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)
+	p := &ffmpeg{cmd: exec.Command("ffmpeg", full...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	require.NoError(b.t, p.cmd.Start())
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	b.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill() // by PID
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (b *bundle) publishRTMP(key string) *ffmpeg {
+	args, _, _ := sourceArgs(b.t)
+	return b.ffmpeg(append(args, "-f", "flv", b.rtmpBase+"/live/"+key)...)
+}
+
+func (b *bundle) publishSRT(key string) *ffmpeg {
+	args, _, _ := sourceArgs(b.t)
+	return b.ffmpeg(append(args, "-f", "mpegts", "srt://"+b.srtAddr+"?streamid=publish:live/"+key+"&pkt_size=1316")...)
+}
+
+// exited waits for ffmpeg to end and returns its error.
+func (p *ffmpeg) exited(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(within):
+		t.Fatalf("ffmpeg still running after %s; output:\n%s", within, p.out.String())
+		return nil
+	}
+}
+
+func (b *bundle) stopRequested(session uuid.UUID) string {
+	b.t.Helper()
+	reason, ok, err := b.stops.Requested(b.ctx, session)
+	require.NoError(b.t, err)
+	require.True(b.t, ok, "no stop requested for session %s", session)
+	return reason
+}
+
+func TestIngestLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real edge, mediamtx and ffmpeg publishers: skipped with -short")
+	}
+	b := setup(t)
+	_, wantW, wantH := sourceArgs(t)
+	s := b.createStream("it")
+
+	// RTMP with a valid key: live with the source's size and codec within 5 s,
+	// exactly one transcode task for the session.
+	start := time.Now()
+	pub := b.publishRTMP(s.StreamKey)
+	live := b.waitLive(s.ID, uuid.Nil, liveWithin)
+	t.Logf("RTMP live in the API after %s", time.Since(start).Round(time.Millisecond))
+	sess := live.Session
+	require.Equal(t, "rtmp", sess.Protocol)
+	require.Equal(t, "H264", sess.Source.VideoCodec)
+	require.Equal(t, wantW, sess.Source.Width)
+	require.Equal(t, wantH, sess.Source.Height)
+	require.Equal(t, "edge-it", sess.EdgeID)
+	tasks := b.tasksOf(sess.ID)
+	require.Len(t, tasks, 1)
+	require.True(t, strings.HasPrefix(tasks[0].Source.URL, b.rtmpBase+"/live/"), tasks[0].Source)
+	require.Equal(t, "worker", tasks[0].Source.User)
+
+	// A second publisher on the live key is refused by the edge.
+	second := b.publishRTMP(s.StreamKey)
+	require.Error(t, second.exited(t, 20*time.Second))
+	require.Equal(t, sess.ID, b.stream(s.ID).Session.ID)
+
+	// The publisher stops: idle within 5 s, the session ended with its reason,
+	// the worker told to stop.
+	require.NoError(t, pub.cmd.Process.Signal(syscall.SIGINT))
+	stopped := time.Now()
+	_ = pub.exited(t, 10*time.Second)
+	ended := b.waitIdle(s.ID, liveWithin)
+	t.Logf("idle in the API %s after the publisher stopped", time.Since(stopped).Round(time.Millisecond))
+	require.Equal(t, sess.ID, ended.ID)
+	require.Equal(t, "ended", ended.Status)
+	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
+	require.Equal(t, edgeapi.EndPublisherDisconnected, b.stopRequested(sess.ID))
+
+	// A wrong key is refused by the edge and nothing is enqueued.
+	wrong := b.publishRTMP("sk_" + strings.Repeat("0", 43))
+	require.Error(t, wrong.exited(t, 20*time.Second))
+	require.Len(t, b.sessions(s.ID), 1)
+	require.Contains(t, b.logs.String(), `reason=invalid_key`)
+
+	// Republish over SRT: a new session and a new task.
+	pub = b.publishSRT(s.StreamKey)
+	live = b.waitLive(s.ID, sess.ID, liveWithin)
+	srtSess := live.Session
+	require.Equal(t, "srt", srtSess.Protocol)
+	require.Equal(t, wantW, srtSess.Source.Width)
+	require.Len(t, b.tasksOf(srtSess.ID), 1)
+
+	// Disconnect kicks the publisher.
+	require.Equal(t, http.StatusAccepted, b.call(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/disconnect", nil, nil))
+	require.Error(t, pub.exited(t, 15*time.Second), "ffmpeg should lose its connection")
+	ended = b.waitIdle(s.ID, liveWithin)
+	require.Equal(t, edgeapi.EndKicked, *ended.EndReason)
+	require.Equal(t, "disconnect", *ended.EndDetail)
+
+	// Rotating the key kicks the live publisher, and the old key is refused.
+	pub = b.publishRTMP(s.StreamKey)
+	live = b.waitLive(s.ID, srtSess.ID, liveWithin)
+	var rotated apiv1.Stream
+	require.Equal(t, http.StatusOK, b.call(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/stream-key", nil, &rotated))
+	require.Error(t, pub.exited(t, 15*time.Second))
+	ended = b.waitIdle(s.ID, liveWithin)
+	require.Equal(t, live.Session.ID, ended.ID)
+	require.Equal(t, edgeapi.EndKicked, *ended.EndReason)
+	require.Equal(t, "key_rotated", *ended.EndDetail)
+	old := b.publishRTMP(s.StreamKey)
+	require.Error(t, old.exited(t, 20*time.Second), "the old key is refused")
+	require.Equal(t, "idle", b.stream(s.ID).Status)
+
+	// mediamtx killed: restarted, the session ended, a republish is live again.
+	pub = b.publishRTMP(rotated.StreamKey)
+	live = b.waitLive(s.ID, ended.ID, liveWithin)
+	child := b.edge.ChildState()
+	require.True(t, child.Running)
+	require.NoError(t, syscall.Kill(child.PID, syscall.SIGKILL))
+	ended = b.waitIdle(s.ID, liveWithin)
+	require.Equal(t, live.Session.ID, ended.ID)
+	require.Equal(t, edgeapi.EndEdgeRestarted, *ended.EndReason)
+	require.Equal(t, edgeapi.EndEdgeRestarted, b.stopRequested(live.Session.ID))
+	_ = pub.exited(t, 30*time.Second)
+	require.Eventually(t, func() bool {
+		st := b.edge.ChildState()
+		return st.Running && st.Generation > child.Generation
+	}, 20*time.Second, 50*time.Millisecond)
+	b.publishRTMP(rotated.StreamKey)
+	again := b.waitLive(s.ID, live.Session.ID, 20*time.Second)
+	require.Len(t, b.tasksOf(again.Session.ID), 1)
+	require.Len(t, b.sessions(s.ID), 5, "rtmp (stopped), srt (disconnected), rtmp (key rotated), rtmp (mediamtx killed), rtmp (after the restart)")
+	require.NotContains(t, b.logs.String(), s.StreamKey)
+	require.NotContains(t, b.logs.String(), rotated.StreamKey)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testWriter sends log lines to t.Log with -v.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if testing.Verbose() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}

@@ -1,0 +1,91 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/services/internal/dispatch"
+	"github.com/dionysia/dionysia/services/internal/edgeapi"
+	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/google/uuid"
+)
+
+// Transcodes builds transcode payloads from the database. It implements
+// dispatch.Sessions.
+type Transcodes struct {
+	Store      *store.Store
+	EdgeSecret string // keys the worker read credential
+}
+
+var _ dispatch.Sessions = Transcodes{}
+
+// Transcode returns the payload of a session that wants a worker: open and
+// not failed. ok is false for any other session.
+func (t Transcodes) Transcode(ctx context.Context, sessionID uuid.UUID) (job.Transcode, bool, error) {
+	sess, err := t.Store.GetSession(ctx, sessionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return job.Transcode{}, false, nil
+	}
+	if err != nil {
+		return job.Transcode{}, false, err
+	}
+	if !sess.Open() || sess.Status == store.SessionFailed {
+		return job.Transcode{StreamID: sess.StreamID, SessionID: sess.ID}, false, nil
+	}
+	st, err := t.Store.GetStream(ctx, sess.StreamID)
+	if err != nil {
+		return job.Transcode{}, false, err
+	}
+	out, err := t.build(ctx, st, sess)
+	return out, err == nil, err
+}
+
+// Wanted lists the open, not failed sessions.
+func (t Transcodes) Wanted(ctx context.Context) ([]dispatch.Want, error) {
+	open, err := t.Store.OpenSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dispatch.Want, 0, len(open))
+	for _, s := range open {
+		if s.Status != store.SessionFailed {
+			out = append(out, dispatch.Want{StreamID: s.StreamID, SessionID: s.ID})
+		}
+	}
+	return out, nil
+}
+
+// build is the payload of a session of st: where to pull the stream from,
+// with the worker's read credential, and a snapshot of the stream's profile
+// and outputs.
+func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Session) (job.Transcode, error) {
+	p, err := t.Store.GetProfile(ctx, st.ProfileID)
+	if err != nil {
+		return job.Transcode{}, err
+	}
+	// RTMP from the edge is the proven path (first frame in ~0.4 s); SRT when
+	// the edge has no RTMP listener.
+	proto := edgeapi.ProtocolRTMP
+	if sess.Edge.RTMPPort == 0 && sess.Edge.SRTPort != 0 {
+		proto = edgeapi.ProtocolSRT
+	}
+	url := sess.Edge.SourceURL(proto, st.StreamKey)
+	if sess.Edge.PublicHost == "" || url == "" {
+		return job.Transcode{}, fmt.Errorf("session %s: its edge %q reported no address to pull from", sess.ID, sess.EdgeID)
+	}
+	tr := job.Transcode{
+		StreamID: st.ID, SessionID: sess.ID,
+		Source:      job.Source{URL: url, User: WorkerUser, Password: WorkerPassword(t.EdgeSecret, st.ID, sess.ID)},
+		ProfileID:   p.ID,
+		ProfileName: p.Name,
+		Ladder:      p.Ladder,
+		Outputs:     st.Outputs, SegmentDuration: float64(st.SegmentDuration), PlaylistWindowSize: st.PlaylistWindowSize,
+		Hardware: st.Hardware, PlaybackPolicy: st.PlaybackPolicy,
+	}
+	if err := tr.Validate(); err != nil {
+		return job.Transcode{}, err
+	}
+	return tr, nil
+}
