@@ -95,10 +95,10 @@ func TestPlatform(t *testing.T) {
 	st := p.createStream(t, `{"name":"e2e-rtmp","profile":"e2e"}`)
 	hlsURL := p.RouterURL + "/live/" + st.ID + "/index.m3u8"
 	dashURL := p.RouterURL + "/live/" + st.ID + "/manifest.mpd"
-	var publisher *Proc
+	// Processes that outlive a subtest belong to the parent test.
+	publisher := PublishRTMP(t, p.LogDir, "ffmpeg-rtmp", st.Ingest.RTMP)
 
 	t.Run("RTMP publish goes live", func(t *testing.T) {
-		publisher = PublishRTMP(t, p.LogDir, "ffmpeg-rtmp", st.Ingest.RTMP)
 		took := Eventually(t, 15*time.Second, 100*time.Millisecond, "stream live", func() bool {
 			s := p.getStream(t, st.ID)
 			return s.Status == "live" && s.Session != nil && s.Session.Source.Width > 0
@@ -161,7 +161,6 @@ func TestPlatform(t *testing.T) {
 	}
 
 	t.Run("publisher stop ends the session and the playlists", func(t *testing.T) {
-		require.NotNil(t, publisher)
 		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
 		publisher.Stop(5 * time.Second)
 		stopped := time.Now()

@@ -41,7 +41,7 @@ func Clip(t testing.TB) string {
 	t.Helper()
 	root := RepoRoot(t)
 	shared := filepath.Join(root, "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	if _, err := os.Stat(shared); err == nil {
+	if _, err := os.Stat(shared); err == nil && os.Getenv("E2E_GENERATED_CLIP") == "" {
 		return shared
 	}
 	clipOnce.Do(func() {

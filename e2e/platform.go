@@ -142,7 +142,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	}
 	dionysia := filepath.Join(p.Bin, "dionysia")
 	Run(t, time.Minute, p.BaseEnv, dionysia, "migrate", "up")
-	p.APIKey = strings.TrimSpace(Run(t, time.Minute, p.BaseEnv, dionysia, "api-key", "create", "--name", "e2e"))
+	p.APIKey = strings.TrimSpace(RunStdout(t, time.Minute, p.BaseEnv, dionysia, "api-key", "create", "--name", "e2e"))
 	p.BaseEnv = append(p.BaseEnv, "DIONYSIA_API_KEY="+p.APIKey)
 
 	p.API = StartProc(t, p.LogDir, "api", append(p.BaseEnv, "DIONYSIA_API_ADDR=127.0.0.1:"+strconv.Itoa(apiPort)), dionysia, "api")

@@ -181,6 +181,22 @@ func Run(t testing.TB, timeout time.Duration, env []string, name string, args ..
 	return out
 }
 
+// RunStdout runs a command with a timeout and returns its standard output
+// only; it fails the test (showing standard error) on error.
+func RunStdout(t testing.TB, timeout time.Duration, env []string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String()
+}
+
 // RunErr runs a command with a timeout and returns its combined output.
 func RunErr(timeout time.Duration, env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
