@@ -35,6 +35,21 @@ func Play(t testing.TB, logDir, name, url string, seconds float64, timeout time.
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
+	// Chromium's helper processes may still write into the profile for a
+	// moment after the browser is gone, so the directory is removed here
+	// with retries rather than by t.TempDir's strict cleanup.
+	profile, err := os.MkdirTemp("", "dionysia-e2e-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
@@ -43,7 +58,7 @@ func Play(t testing.TB, logDir, name, url string, seconds float64, timeout time.
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)

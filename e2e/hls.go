@@ -17,6 +17,7 @@ type Fetched struct {
 	URL         string
 	Status      int
 	ContentType string
+	Header      http.Header
 	Body        []byte
 }
 
@@ -35,7 +36,7 @@ func Get(t testing.TB, u string) Fetched {
 	if err != nil {
 		t.Fatalf("reading %s: %v", u, err)
 	}
-	return Fetched{URL: u, Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Body: b}
+	return Fetched{URL: u, Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"), Header: resp.Header, Body: b}
 }
 
 // WalkHLS fetches a multivariant playlist and, recursively, every URI in it

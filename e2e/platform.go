@@ -182,7 +182,9 @@ func (p *Platform) StartRedis(t testing.TB) {
 		p.Redis = redis.NewClient(ropt)
 		t.Cleanup(func() { _ = p.Redis.Close() })
 	}
-	p.RedisProc = StartProc(t, p.LogDir, "redis", nil, "redis-server", "--bind", "127.0.0.1",
+	// Platform processes belong to the test that started the platform, not
+	// to a subtest that restarts them.
+	p.RedisProc = StartProc(p.t, p.LogDir, "redis", nil, "redis-server", "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(p.redisPort), "--save", "", "--appendonly", "no")
 	Eventually(t, 10*time.Second, 50*time.Millisecond, "redis to answer", func() bool {
 		return p.Redis.Ping(context.Background()).Err() == nil
@@ -202,11 +204,11 @@ func (p *Platform) StartWorker(t testing.TB, id string, leaseTTL time.Duration) 
 	port := FreePort(t)
 	w := &Worker{ID: id, OriginURL: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	args := []string{"--id", id, "--class", "cpu", "--capacity", "1",
-		"--origin-addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(t.TempDir(), id)}
+		"--origin-addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(p.t.TempDir(), id)}
 	if leaseTTL > 0 {
 		args = append(args, "--lease-ttl", leaseTTL.String())
 	}
-	w.Proc = StartProc(t, p.LogDir, id, p.BaseEnv, filepath.Join(p.Bin, "dionysia-worker"), args...)
+	w.Proc = StartProc(p.t, p.LogDir, id, p.BaseEnv, filepath.Join(p.Bin, "dionysia-worker"), args...)
 	WaitHTTP(t, w.Proc, w.OriginURL+"/readyz", 60*time.Second)
 	p.Workers = append(p.Workers, w)
 	return w

@@ -39,7 +39,7 @@ const (
 	DefaultMaxConns        = 10
 
 	DefaultDispatchInterval    = 250 * time.Millisecond
-	DefaultRedispatchGrace     = 500 * time.Millisecond
+	DefaultRedispatchGrace     = 100 * time.Millisecond
 	DefaultRedispatchMin       = 3 * time.Second
 	DefaultDispatchFirstPickup = 3 * time.Second
 )

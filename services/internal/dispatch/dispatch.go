@@ -297,6 +297,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-watch.C:
+			if d.redisLostData(ctx) {
+				d.reconcile(ctx)
+			}
 			d.watch(ctx)
 		case <-reconcile.C:
 			d.reconcile(ctx)
@@ -429,6 +432,21 @@ func (d *Dispatcher) queued(rec record) (bool, error) {
 	return false, nil
 }
 
+// redisLostData reports whether Redis lost its data since the last check (a
+// restart without persistence, a failover to an empty replica): a sentinel key
+// the dispatcher keeps is gone. The first check after start says yes too, so
+// the first reconcile runs at once.
+func (d *Dispatcher) redisLostData(ctx context.Context) bool {
+	created, err := d.rdb.SetNX(ctx, d.cfg.Prefix+"dispatch:epoch", time.Now().UnixMilli(), 0).Result()
+	if err != nil {
+		return false
+	}
+	if created {
+		d.log.InfoContext(ctx, "no dispatch state in Redis (first start, or Redis lost its data): reconciling live sessions now")
+	}
+	return created
+}
+
 // reconcile restores the assignment of every session that wants a worker and
 // lost it.
 func (d *Dispatcher) reconcile(ctx context.Context) {
@@ -458,7 +476,35 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 			continue
 		}
 		d.log.WarnContext(ctx, "restored the lost assignment of a live session", "stream_id", w.StreamID, "session_id", w.SessionID)
+		if err := d.redispatchLost(ctx, t); err != nil {
+			d.m.errors.WithLabelValues("reconcile").Inc()
+			d.log.WarnContext(ctx, "re-dispatching a restored session", "stream_id", w.StreamID, "session_id", w.SessionID, "err", err)
+		}
 	}
+}
+
+// redispatchLost enqueues a task for a restored session at once when Redis has
+// no dispatch record of it either: then no task of it is queued anywhere, and
+// waiting for a first pickup would only delay the stream.
+func (d *Dispatcher) redispatchLost(ctx context.Context, t job.Transcode) error {
+	session := t.SessionID.String()
+	if _, ok, err := d.loadRecord(ctx, session); err != nil || ok {
+		return err
+	}
+	unlock, locked, err := d.lock(ctx, session)
+	if err != nil || !locked {
+		return err
+	}
+	defer unlock()
+	attempt, err := d.rdb.HIncrBy(ctx, d.recordKey(session), "attempts", 1).Result()
+	if err != nil {
+		return fmt.Errorf("counting dispatches of session %s: %w", session, err)
+	}
+	if _, err := d.enqueue(ctx, t, attempt, "restore"); err != nil {
+		return err
+	}
+	d.m.redispatched.Inc()
+	return nil
 }
 
 type metrics struct {

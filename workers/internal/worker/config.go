@@ -33,7 +33,7 @@ type Config struct {
 	Capacity      int    // concurrent live transcodes; default: cores/2 (min 1) on CPU, NVENC sessions/rungs on GPU
 	NVENCSessions int    // NVENC sessions the GPU allows at once; default 8
 
-	LeaseTTL        time.Duration // stream ownership lease; default 3 s (failover detection time)
+	LeaseTTL        time.Duration // stream ownership lease; default 2 s (bounds failover detection)
 	Retention       time.Duration // how long files stay after a session ends; default 60 s
 	ShutdownTimeout time.Duration // graceful stop budget; default 10 s
 }
@@ -62,7 +62,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Class, "class", envOr("DIONYSIA_WORKER_CLASS", "auto"), "hardware class: auto (probe) or cpu (DIONYSIA_WORKER_CLASS)")
 	fs.IntVar(&c.Capacity, "capacity", envInt("DIONYSIA_WORKER_CAPACITY"), "concurrent live transcodes (DIONYSIA_WORKER_CAPACITY; default from the hardware)")
 	fs.IntVar(&c.NVENCSessions, "nvenc-sessions", envInt("DIONYSIA_WORKER_NVENC_SESSIONS"), "NVENC sessions the GPU allows (DIONYSIA_WORKER_NVENC_SESSIONS; default 8)")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("DIONYSIA_WORKER_LEASE_TTL"), "stream ownership lease (DIONYSIA_WORKER_LEASE_TTL; default 3s)")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("DIONYSIA_WORKER_LEASE_TTL"), "stream ownership lease (DIONYSIA_WORKER_LEASE_TTL; default 2s)")
 	fs.DurationVar(&c.Retention, "retention", envDuration("DIONYSIA_WORKER_RETENTION"), "how long files stay after a session ends (DIONYSIA_WORKER_RETENTION; default 60s)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("DIONYSIA_WORKER_SHUTDOWN_TIMEOUT"), "graceful stop budget (DIONYSIA_WORKER_SHUTDOWN_TIMEOUT; default 10s)")
 	// The secret comes from the environment only, so it never shows in ps.
@@ -83,7 +83,7 @@ func (c Config) WithDefaults() Config {
 	c.APIURL = cmp.Or(c.APIURL, "http://127.0.0.1:8080")
 	c.Class = cmp.Or(c.Class, "auto")
 	c.NVENCSessions = cmp.Or(c.NVENCSessions, 8)
-	c.LeaseTTL = cmp.Or(c.LeaseTTL, 3*time.Second)
+	c.LeaseTTL = cmp.Or(c.LeaseTTL, 2*time.Second)
 	c.Retention = cmp.Or(c.Retention, time.Minute)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
 	return c
