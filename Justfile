@@ -4,7 +4,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 root := justfile_directory()
-modules := "pkg services workers migrations"
+# Every module of the workspace, from go.work.
+modules := `go list -m -f '{{.Dir}}' | sed "s|^$(pwd)/||" | tr '\n' ' '`
 
 # List the recipes.
 default:
@@ -35,9 +36,13 @@ lint:
     @test -z "$(gofmt -l {{modules}})" || (echo "gofmt needed:" >&2; gofmt -l {{modules}}; exit 1)
     for m in {{modules}}; do (cd $m && go vet ./...); done
 
-# Every test: set-up, generated-code check, lint, build, unit and end-to-end tests.
-test: setup check-generated lint build
-    for m in {{modules}}; do (cd $m && go test -race -count=1 -timeout 30m ./...); done
+# Every test: set-up, checks, build, then each module's tests, the e2e suite included.
+test: setup check-generated lint check-packaging build
+    for m in {{modules}}; do echo "== go test ./... in $m"; (cd $m && go test -race -count=1 -timeout 30m ./...); done
+
+# Validate docker-compose.yml, the Dockerfiles, Kubernetes manifests and systemd units.
+check-packaging:
+    deploy/check-packaging.sh
 
 # Apply database migrations.
 migrate *args="up": build
