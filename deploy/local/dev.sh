@@ -160,6 +160,7 @@ if [[ ! -f "${clip}" ]]; then
     mv "${clip}.tmp.mp4" "${clip}"
   fi
 fi
+publisher_index=${#pids[@]}
 start publisher ffmpeg -hide_banner -loglevel warning -nostdin -re -stream_loop -1 -i "${clip}" -c copy -f flv "${rtmp}"
 printf '    waiting for the first segments'
 for _ in $(seq 1 150); do
@@ -182,8 +183,8 @@ $(printf '\033[1;32m')Dionysia is up, and the demo stream is playing.$(printf '\
   Publish from OBS:    Server ${rtmp%/*}   Stream key ${key}
   or from ffmpeg:      ffmpeg -re -i input.mp4 -c copy -f flv '${rtmp}'
   or over SRT:         ffmpeg -re -i input.mp4 -c copy -f mpegts '${srt}'
-  (the demo publisher is using this key now: stop it with 'dionysia streams disconnect ${id}' first,
-   or create your own stream with 'dionysia streams create --name mine')
+  (the demo publisher uses this key now: 'bin/dionysia streams disconnect ${id}' kicks it and
+   frees the key; or create your own stream with 'bin/dionysia streams create --name mine')
 
   CLI:           export DIONYSIA_API_KEY=\$(cat ${key_file})
                  bin/dionysia streams list · bin/dionysia workers list
@@ -192,10 +193,19 @@ $(printf '\033[1;32m')Dionysia is up, and the demo stream is playing.$(printf '\
 Press Ctrl-C to stop everything.
 MSG
 
-# Stay up until Ctrl-C, or until a process dies.
+# Stay up until Ctrl-C, or until a platform process dies. The demo publisher
+# may end (a disconnect or key rotation kicks it): that is only reported.
+publisher_reported=0
 while true; do
   for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[i]}" 2>/dev/null; then
+      if [[ ${i} -eq ${publisher_index} ]]; then
+        if [[ ${publisher_reported} -eq 0 ]]; then
+          echo "note: the demo publisher stopped (kicked, or its key rotated); the platform keeps running"
+          publisher_reported=1
+        fi
+        continue
+      fi
       name="$(basename "$(ls -t "${logs}"/*.log | head -n 1)" .log)"
       die "a platform process (pid ${pids[i]}) exited; see ${logs}/ (most recent: ${name}.log)"
     fi

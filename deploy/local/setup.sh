@@ -97,14 +97,14 @@ start_postgres() {
     as_root pg_ctlcluster "${PG_VERSION}" main start
   fi
   for _ in $(seq 1 50); do
-    runuser -u postgres -- pg_isready -q -h 127.0.0.1 && break
+    as_root runuser -u postgres -- pg_isready -q -h 127.0.0.1 && break
     sleep 0.2
   done
-  runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='dionysia'" | grep -q 1 ||
-    runuser -u postgres -- psql -qc "CREATE ROLE dionysia LOGIN PASSWORD 'dionysia' CREATEDB"
+  as_root runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='dionysia'" | grep -q 1 ||
+    as_root runuser -u postgres -- psql -qc "CREATE ROLE dionysia LOGIN PASSWORD 'dionysia' CREATEDB"
   for db in dionysia dionysia_test; do
-    runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname='${db}'" | grep -q 1 ||
-      runuser -u postgres -- createdb -O dionysia "${db}"
+    as_root runuser -u postgres -- psql -qtAc "SELECT 1 FROM pg_database WHERE datname='${db}'" | grep -q 1 ||
+      as_root runuser -u postgres -- createdb -O dionysia "${db}"
   done
   say "PostgreSQL: postgres://dionysia:dionysia@127.0.0.1:5432/dionysia"
 }

@@ -3,10 +3,13 @@ package ownership
 import "github.com/redis/go-redis/v9"
 
 // Each script is one atomic step. Tokens are stored as decimal strings in the
-// owner hash, so comparing ARGV (a string) with HGET is exact.
+// owner hash, so comparing ARGV (a string) with HGET is exact. A lease is
+// identified by its token AND a random nonce drawn at acquisition: the fence
+// counter restarts at 1 if Redis loses its data, and the nonce keeps a holder
+// from before the loss from matching a new owner's equal token.
 
 // acquireScript: KEYS owner, fence. ARGV worker_id, origin_url, session_id,
-// ttl_ms, now_ms, policy, channel, stream_id.
+// ttl_ms, now_ms, policy, channel, stream_id, nonce.
 // Returns {1, token} or {0, current_worker_id}.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'worker_id')
@@ -16,27 +19,29 @@ end
 local token = redis.call('INCR', KEYS[2])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'worker_id', ARGV[1], 'origin_url', ARGV[2], 'session_id', ARGV[3],
-  'token', token, 'acquired_at', ARGV[5], 'policy', ARGV[6])
+  'token', token, 'acquired_at', ARGV[5], 'policy', ARGV[6], 'nonce', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[7], cjson.encode({event='acquired', stream_id=ARGV[8], session_id=ARGV[3],
   worker_id=ARGV[1], origin_url=ARGV[2], token=token, policy=ARGV[6]}))
 return {1, token}
 `)
 
-// renewScript: KEYS owner. ARGV token, ttl_ms. Returns 1 if renewed, 0 if the
-// token is not the current one (or the lease is gone).
+// renewScript: KEYS owner. ARGV token, ttl_ms, nonce. Returns 1 if renewed, 0
+// if the lease is not the current one (or is gone).
 var renewScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then
+local h = redis.call('HMGET', KEYS[1], 'token', 'nonce')
+if h[1] == ARGV[1] and h[2] == ARGV[3] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
 `)
 
-// releaseScript: KEYS owner. ARGV token, channel, stream_id. Deletes the owner
-// only if the token matches; returns 1 if deleted.
+// releaseScript: KEYS owner. ARGV token, channel, stream_id, nonce. Deletes
+// the owner only if the lease matches; returns 1 if deleted.
 var releaseScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+local cur = redis.call('HMGET', KEYS[1], 'token', 'nonce')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[4] then
   return 0
 end
 local h = redis.call('HMGET', KEYS[1], 'worker_id', 'origin_url', 'session_id', 'policy')
@@ -46,16 +51,17 @@ redis.call('PUBLISH', ARGV[2], cjson.encode({event='released', stream_id=ARGV[3]
 return 1
 `)
 
-// fencedScript: KEYS owner, target. ARGV token, command, args...
-// Runs "command target args..." only if token is the current owner's token.
+// fencedScript: KEYS owner, target. ARGV token, nonce, command, args...
+// Runs "command target args..." only if the lease is the current owner's.
 // Returns {1, reply} or {0}.
 var fencedScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+local cur = redis.call('HMGET', KEYS[1], 'token', 'nonce')
+if cur[1] ~= ARGV[1] or cur[2] ~= ARGV[2] then
   return {0}
 end
 local args = {}
-for i = 3, #ARGV do args[#args + 1] = ARGV[i] end
-local res = redis.call(ARGV[2], KEYS[2], unpack(args))
+for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
+local res = redis.call(ARGV[3], KEYS[2], unpack(args))
 return {1, res}
 `)
 

@@ -3,6 +3,7 @@ package ownership
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,12 +112,16 @@ type Holder struct {
 // Lease is a held ownership. Token is the fencing token: strictly larger than
 // every token handed out before for this stream.
 type Lease struct {
-	StreamID   string
-	SessionID  string
-	WorkerID   string
-	OriginURL  string
-	Policy     string
-	Token      int64
+	StreamID  string
+	SessionID string
+	WorkerID  string
+	OriginURL string
+	Policy    string
+	Token     int64
+	// Nonce is drawn at random for each acquisition; with Token it
+	// identifies the lease even if Redis lost its data and restarted the
+	// fence counter.
+	Nonce      string
 	AcquiredAt time.Time
 }
 
@@ -160,10 +165,11 @@ type Event struct {
 // fences the older lease out too); otherwise it returns a *HeldError.
 func (s *Store) Acquire(ctx context.Context, streamID, sessionID string, h Holder) (Lease, error) {
 	now := time.Now()
+	nonce := rand.Text()
 	res, err := acquireScript.Run(ctx, s.rdb,
 		[]string{s.OwnerKey(streamID), s.FenceKey(streamID)},
 		h.WorkerID, h.OriginURL, sessionID, s.cfg.TTL.Milliseconds(), now.UnixMilli(), h.Policy,
-		s.Channel(), streamID,
+		s.Channel(), streamID, nonce,
 	).Slice()
 	if err != nil {
 		return Lease{}, fmt.Errorf("acquiring stream %s: %w", streamID, err)
@@ -179,7 +185,7 @@ func (s *Store) Acquire(ctx context.Context, streamID, sessionID string, h Holde
 	return Lease{
 		StreamID: streamID, SessionID: sessionID,
 		WorkerID: h.WorkerID, OriginURL: h.OriginURL, Policy: h.Policy,
-		Token: token, AcquiredAt: now,
+		Token: token, Nonce: nonce, AcquiredAt: now,
 	}, nil
 }
 
@@ -187,7 +193,7 @@ func (s *Store) Acquire(ctx context.Context, streamID, sessionID string, h Holde
 // returns ErrLost otherwise.
 func (s *Store) Renew(ctx context.Context, l Lease) error {
 	n, err := renewScript.Run(ctx, s.rdb, []string{s.OwnerKey(l.StreamID)},
-		strconv.FormatInt(l.Token, 10), s.cfg.TTL.Milliseconds()).Int()
+		strconv.FormatInt(l.Token, 10), s.cfg.TTL.Milliseconds(), l.Nonce).Int()
 	if err != nil {
 		return fmt.Errorf("renewing stream %s: %w", l.StreamID, err)
 	}
@@ -202,7 +208,7 @@ func (s *Store) Renew(ctx context.Context, l Lease) error {
 // nothing.
 func (s *Store) Release(ctx context.Context, l Lease) error {
 	n, err := releaseScript.Run(ctx, s.rdb, []string{s.OwnerKey(l.StreamID)},
-		strconv.FormatInt(l.Token, 10), s.Channel(), l.StreamID).Int()
+		strconv.FormatInt(l.Token, 10), s.Channel(), l.StreamID, l.Nonce).Int()
 	if err != nil {
 		return fmt.Errorf("releasing stream %s: %w", l.StreamID, err)
 	}
@@ -215,15 +221,14 @@ func (s *Store) Release(ctx context.Context, l Lease) error {
 // CheckToken returns nil if l is the current lease, ErrLost otherwise. It is
 // a point-in-time answer: use FencedDo to make a write conditional.
 func (s *Store) CheckToken(ctx context.Context, l Lease) error {
-	tok, err := s.rdb.HGet(ctx, s.OwnerKey(l.StreamID), "token").Result()
-	if errors.Is(err, redis.Nil) {
-		return fmt.Errorf("checking stream %s token %d: %w", l.StreamID, l.Token, ErrLost)
-	}
+	cur, err := s.rdb.HMGet(ctx, s.OwnerKey(l.StreamID), "token", "nonce").Result()
 	if err != nil {
 		return fmt.Errorf("checking stream %s token: %w", l.StreamID, err)
 	}
-	if tok != strconv.FormatInt(l.Token, 10) {
-		return fmt.Errorf("checking stream %s token %d (current %s): %w", l.StreamID, l.Token, tok, ErrLost)
+	tok, _ := cur[0].(string)
+	nonce, _ := cur[1].(string)
+	if tok != strconv.FormatInt(l.Token, 10) || nonce != l.Nonce {
+		return fmt.Errorf("checking stream %s token %d (current %q): %w", l.StreamID, l.Token, tok, ErrLost)
 	}
 	return nil
 }
@@ -234,7 +239,7 @@ func (s *Store) CheckToken(ctx context.Context, l Lease) error {
 //
 // Example: FencedDo(ctx, l, "HSET", progressKey, "last_segment", 42).
 func (s *Store) FencedDo(ctx context.Context, l Lease, command, key string, args ...any) (any, error) {
-	argv := append([]any{strconv.FormatInt(l.Token, 10), command}, args...)
+	argv := append([]any{strconv.FormatInt(l.Token, 10), l.Nonce, command}, args...)
 	res, err := fencedScript.Run(ctx, s.rdb, []string{s.OwnerKey(l.StreamID), key}, argv...).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("fenced %s %s: %w", command, key, err)

@@ -137,6 +137,34 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	require.Equal(t, bl.Token, o.Token)
 }
 
+func TestStaleOwnerIsFencedAfterRedisLostItsData(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ownership.Config{TTL: 10 * time.Second})
+	ctx := t.Context()
+	stream := uuid.NewString()
+	progress := b.prefix + "stream:" + stream + ":progress"
+
+	a, err := b.store.Acquire(ctx, stream, uuid.NewString(), holder("A"))
+	require.NoError(t, err)
+	// Redis loses everything about the stream (a restart without
+	// persistence): the fence counter starts again, so B gets A's token.
+	require.NoError(t, b.rdb.Del(ctx, b.store.OwnerKey(stream), b.store.FenceKey(stream)).Err())
+	bl, err := b.store.Acquire(ctx, stream, uuid.NewString(), holder("B"))
+	require.NoError(t, err)
+	require.Equal(t, a.Token, bl.Token, "the counter restarted")
+
+	require.ErrorIs(t, b.store.Renew(ctx, a), ownership.ErrLost, "equal tokens must not let A renew B's lease")
+	require.ErrorIs(t, b.store.CheckToken(ctx, a), ownership.ErrLost)
+	_, err = b.store.FencedDo(ctx, a, "HSET", progress, "writer", "A")
+	require.ErrorIs(t, err, ownership.ErrFenced)
+	require.ErrorIs(t, b.store.Release(ctx, a), ownership.ErrLost)
+	require.NoError(t, b.store.Renew(ctx, bl))
+	o, ok, err := b.store.Lookup(ctx, stream)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "B", o.WorkerID)
+}
+
 func TestSameWorkerReacquireFencesOldLease(t *testing.T) {
 	t.Parallel()
 	b := setup(t, ownership.Config{})

@@ -217,8 +217,11 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		log.Error("session failed", "err", outcome.failed)
 		return fmt.Errorf("%w: %w", outcome.failed, asynq.SkipRetry)
 	default:
-		// Worker shutdown: leave the playlists open (another worker takes the
-		// stream over) and let asynq re-queue the task.
+		// Worker shutdown: leave the playlists open and release the lease (by
+		// the deferred Release), so the control plane's watchdog hands the
+		// stream to another worker at once. asynq schedules a retry of this
+		// task; when it runs, the session is either owned by another worker
+		// (fenced out) or over.
 		_ = pk.Close(false)
 		log.Info("worker stopping, handing the stream over")
 		return fmt.Errorf("worker shutting down: %w", ctx.Err())

@@ -4,9 +4,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the worker-level Prometheus metrics. Pipeline and packager
-// metrics (frames, encode fps, real-time factor, segment write latency) are
-// registered by their own packages on the same registry.
+// Metrics are the worker-level Prometheus metrics. The pipeline registers its
+// own (frames, encode fps, real-time factor, dropped frames) on the same
+// registry, and the origin counts its requests.
 type Metrics struct {
 	restarts *prometheus.CounterVec
 }
