@@ -4,8 +4,8 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 root := justfile_directory()
-# Every module of the workspace, from go.work.
-modules := `go list -m -f '{{.Dir}}' | sed "s|^$(pwd)/||" | tr '\n' ' '`
+# Every module of the workspace, from go.work; the end-to-end suite (e2e) last.
+modules := `go list -m -f '{{.Dir}}' | sed "s|^$(pwd)/||" | grep -vx e2e | tr '\n' ' '` + "e2e"
 
 # List the recipes.
 default:

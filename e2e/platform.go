@@ -139,6 +139,9 @@ func Start(t testing.TB, opts Options) *Platform {
 		"DIONYSIA_EDGE_RTSP_PORT=" + strconv.Itoa(rtspPort),
 		"DIONYSIA_EDGE_WEBRTC_PORT=" + strconv.Itoa(webrtcPort),
 		"DIONYSIA_LOG_LEVEL=debug",
+		// A short reconnect grace keeps the suite quick: playlists end 3 s
+		// after a publisher leaves for good.
+		"DIONYSIA_RECONNECT_GRACE=3s",
 	}
 	dionysia := filepath.Join(p.Bin, "dionysia")
 	Run(t, time.Minute, p.BaseEnv, dionysia, "migrate", "up")

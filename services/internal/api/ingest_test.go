@@ -17,6 +17,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
+	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/dbtest"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/ingest"
@@ -67,7 +68,8 @@ func setupIngest(t *testing.T) *ingestBundle {
 	prefix := "test:" + uuid.NewString() + ":"
 	b := &ingestBundle{rdb: rdb, prefix: prefix, insp: asynq.NewInspectorFromRedisClient(rdb),
 		owners: ownership.New(rdb, ownership.Config{Prefix: prefix}), stops: job.StopSignal{Redis: rdb, Prefix: prefix}}
-	b.testBundle = setup(t, bundleOpts{redis: rdb, redisPrefix: prefix, edgeSecret: edgeSecret, workerSecret: workerSecret, playbackKeys: playbackKeys})
+	b.testBundle = setup(t, bundleOpts{redis: rdb, redisPrefix: prefix, edgeSecret: edgeSecret, workerSecret: workerSecret,
+		playbackKeys: playbackKeys, dispatch: config.Dispatch{ReconnectGrace: 300 * time.Millisecond}})
 	b.kickSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !edgeapi.CheckSecret(r, edgeSecret) || r.URL.Path != edgeapi.KickPath {
 			http.Error(w, "no", http.StatusUnauthorized)
@@ -324,15 +326,26 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	bad.User, bad.Password = "", ""
 	require.False(t, b.auth(bad).Allow)
 
-	// The publisher leaves: session ended with its reason, stream idle, worker told to stop.
+	// The publisher leaves: session ended with its reason, stream idle at
+	// once; its worker is told to stop when the reconnect grace (300 ms here)
+	// passes without the publisher coming back.
 	b.notReady(ev, edgeapi.EndPublisherDisconnected)
 	b.notReady(ev, edgeapi.EndPublisherDisconnected) // retried: harmless
 	got = b.getStream(s.ID)
 	require.Equal(t, "idle", got.Status)
 	require.Nil(t, got.Session)
-	reason, stopped, err := b.stops.Requested(context.Background(), sess.ID)
+	_, stopped, err := b.stops.Requested(context.Background(), sess.ID)
 	require.NoError(t, err)
-	require.True(t, stopped)
+	require.False(t, stopped, "not before the reconnect grace")
+	dctx, dcancel := context.WithCancel(context.Background())
+	ddone := make(chan struct{})
+	go func() { defer close(ddone); _ = b.srv.Dispatcher().Run(dctx) }()
+	t.Cleanup(func() { dcancel(); <-ddone })
+	var reason string
+	require.Eventually(t, func() bool {
+		reason, stopped, err = b.stops.Requested(context.Background(), sess.ID)
+		return err == nil && stopped
+	}, 3*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
 	require.Equal(t, edgeapi.EndPublisherDisconnected, reason)
 	st, err = b.owners.State(context.Background(), s.ID.String())
 	require.NoError(t, err)

@@ -131,7 +131,8 @@ func (s *Server) wireIngest(d Deps) error {
 		s.log.Warn("DIONYSIA_EDGE_SECRET is not set: the edge endpoints answer 503 and no stream can go live")
 	} else {
 		s.ingest, err = ingest.New(d.Store, disp, job.StopSignal{Redis: d.Redis, Prefix: prefix},
-			ingest.Config{EdgeSecret: s.cfg.EdgeSecret, Logger: s.log, Registerer: d.Registry})
+			ingest.Config{EdgeSecret: s.cfg.EdgeSecret, ReconnectGrace: s.cfg.Dispatch.WithDefaults().ReconnectGrace,
+				Logger: s.log, Registerer: d.Registry})
 		if err != nil {
 			return err
 		}

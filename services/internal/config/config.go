@@ -42,6 +42,7 @@ const (
 	DefaultRedispatchGrace     = 100 * time.Millisecond
 	DefaultRedispatchMin       = 3 * time.Second
 	DefaultDispatchFirstPickup = 3 * time.Second
+	DefaultReconnectGrace      = 10 * time.Second
 )
 
 // Environment variables that hold secrets. They are read from the environment
@@ -187,6 +188,11 @@ type Dispatch struct {
 	// it (while it is not queued any more) before it is dispatched again;
 	// default DefaultDispatchFirstPickup.
 	FirstPickup time.Duration
+	// ReconnectGrace is how long a publisher that dropped (disconnected or
+	// timed out) may come back and continue the same session: the session
+	// closes at once, its worker is stopped only when the grace passes
+	// without a reconnect. Default DefaultReconnectGrace.
+	ReconnectGrace time.Duration
 }
 
 // WithDefaults fills unset fields.
@@ -195,6 +201,7 @@ func (c Dispatch) WithDefaults() Dispatch {
 	c.Grace = cmp.Or(c.Grace, DefaultRedispatchGrace)
 	c.MinInterval = cmp.Or(c.MinInterval, DefaultRedispatchMin)
 	c.FirstPickup = cmp.Or(c.FirstPickup, DefaultDispatchFirstPickup)
+	c.ReconnectGrace = cmp.Or(c.ReconnectGrace, DefaultReconnectGrace)
 	return c
 }
 
@@ -202,7 +209,7 @@ func (c Dispatch) WithDefaults() Dispatch {
 func (c Dispatch) Validate() error {
 	var errs []error
 	for name, d := range map[string]time.Duration{"dispatch interval": c.Interval, "redispatch grace": c.Grace,
-		"redispatch min interval": c.MinInterval, "dispatch first pickup": c.FirstPickup} {
+		"redispatch min interval": c.MinInterval, "dispatch first pickup": c.FirstPickup, "reconnect grace": c.ReconnectGrace} {
 		if d <= 0 || d > time.Hour {
 			errs = append(errs, fmt.Errorf("%s: must be between 0 and 1h, got %s", name, d))
 		}
@@ -221,6 +228,8 @@ func (c *Dispatch) RegisterFlags(fs *pflag.FlagSet) {
 	annotate(fs, "redispatch-min-interval", "DIONYSIA_REDISPATCH_MIN_INTERVAL")
 	fs.DurationVar(&c.FirstPickup, "dispatch-first-pickup", d.FirstPickup, "how long a dispatched task that left the queue may take to be picked up before it is dispatched again")
 	annotate(fs, "dispatch-first-pickup", "DIONYSIA_DISPATCH_FIRST_PICKUP")
+	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", d.ReconnectGrace, "how long a dropped publisher may reconnect and continue the same session")
+	annotate(fs, "reconnect-grace", "DIONYSIA_RECONNECT_GRACE")
 }
 
 // API configures the management API server.

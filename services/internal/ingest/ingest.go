@@ -80,8 +80,12 @@ type Config struct {
 	StaleAfter time.Duration
 	// KickTimeout bounds an immediate kick call to an edge; default DefaultKickTimeout.
 	KickTimeout time.Duration
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer // nil: metrics are not registered
+	// ReconnectGrace is how long a publisher that dropped may come back and
+	// continue its session; its worker is stopped when it passes. Zero stops
+	// the worker at once.
+	ReconnectGrace time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer // nil: metrics are not registered
 }
 
 // Service runs the ingest lifecycle. It is safe for concurrent use.
@@ -273,9 +277,21 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 		return kick(KickDisabled), nil
 	}
 	opened, err := s.st.OpenSession(ctx, store.NewSession{StreamID: st.ID, EdgeID: edgeID, SourceID: ls.SourceID,
-		Edge: edge, Source: store.SourceFromMedia(ls.Protocol, ls.Media), StartedAt: ls.Since})
+		Edge: edge, Source: store.SourceFromMedia(ls.Protocol, ls.Media), StartedAt: ls.Since,
+		ResumeWithin: s.cfg.ReconnectGrace})
 	if err != nil {
 		return nil, err
+	}
+	if opened.Resumed {
+		// The publisher came back within the grace window: same session, same
+		// worker (it waits for its source), same playback URL.
+		if err := s.disp.CancelStop(ctx, opened.Session.ID); err != nil {
+			s.log.WarnContext(ctx, "cancelling the deferred stop of a resumed session", "session_id", opened.Session.ID, "err", err)
+		}
+		s.m.resumed.Inc()
+		s.log.InfoContext(ctx, "publisher reconnected: session resumed", "stream", st, "session_id", opened.Session.ID,
+			"edge_id", edgeID, "protocol", ls.Protocol)
+		return nil, nil
 	}
 	for _, old := range opened.Superseded {
 		s.m.ended.WithLabelValues(store.EndSuperseded).Inc()
@@ -318,6 +334,11 @@ func (s *Service) end(ctx context.Context, edgeID, sourceID, reason, detail stri
 		s.m.ended.WithLabelValues(reason).Inc()
 		s.log.InfoContext(ctx, "stream ended", "stream_id", sess.StreamID, "session_id", sess.ID, "edge_id", edgeID,
 			"reason", reason, "duration", time.Since(sess.StartedAt).Round(time.Second))
+	}
+	if s.cfg.ReconnectGrace > 0 && (reason == edgeapi.EndPublisherDisconnected || reason == edgeapi.EndPublisherTimeout) {
+		// The publisher may come back and continue this session: stop its
+		// worker only when the grace has passed.
+		return s.disp.ScheduleStop(ctx, sess.StreamID, sess.ID, reason, time.Now().Add(s.cfg.ReconnectGrace))
 	}
 	return s.release(ctx, sess, reason)
 }
@@ -479,6 +500,7 @@ type metrics struct {
 	reads     *prometheus.CounterVec
 	ended     *prometheus.CounterVec
 	kicks     *prometheus.CounterVec
+	resumed   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) (*metrics, error) {
@@ -499,11 +521,15 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) (*metrics, error) {
 			Name: "dionysia_ingest_kicks_total",
 			Help: "Publisher disconnections requested by the API, by reason.",
 		}, []string{"reason"}),
+		resumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dionysia_ingest_sessions_resumed_total",
+			Help: "Sessions continued by a publisher that reconnected within the grace window.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.publishes, m.reads, m.ended, m.kicks, &liveCollector{st: st}} {
+	for _, c := range []prometheus.Collector{m.publishes, m.reads, m.ended, m.kicks, m.resumed, &liveCollector{st: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering ingest metrics: %w", err)
 		}

@@ -86,7 +86,11 @@ func freePort(t *testing.T, network string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { return setupWithGrace(t, time.Second) }
+
+// setupWithGrace is setup with the API's reconnect grace; the dispatcher runs,
+// so deferred stops are carried out.
+func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	t.Helper()
 	mtx := filepath.Join(repoRoot(t), "bin", "mediamtx")
 	if _, err := os.Stat(mtx); err != nil {
@@ -115,9 +119,14 @@ func setup(t *testing.T) *bundle {
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool := dbtest.New(t)
 	st := store.New(pool)
-	srv, err := api.New(config.API{EdgeSecret: testSecret, WorkerSecret: "w", Public: config.PublicURLs{EdgeHost: "127.0.0.1"}},
+	srv, err := api.New(config.API{EdgeSecret: testSecret, WorkerSecret: "w", Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
+		Dispatch: config.Dispatch{ReconnectGrace: grace}},
 		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
+	dctx, dcancel := context.WithCancel(ctx)
+	ddone := make(chan struct{})
+	go func() { defer close(ddone); _ = srv.Dispatcher().Run(dctx) }()
+	t.Cleanup(func() { dcancel(); <-ddone })
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	_, key, err := st.CreateAPIKey(ctx, "it", store.ScopeAdmin)
@@ -309,11 +318,16 @@ func (p *ffmpeg) exited(t *testing.T, within time.Duration) error {
 	}
 }
 
+// stopRequested waits (up to the 1 s reconnect grace of setup, plus slack) for
+// the worker of a session to be told to stop, and returns why.
 func (b *bundle) stopRequested(session uuid.UUID) string {
 	b.t.Helper()
-	reason, ok, err := b.stops.Requested(b.ctx, session)
-	require.NoError(b.t, err)
-	require.True(b.t, ok, "no stop requested for session %s", session)
+	var reason string
+	require.Eventually(b.t, func() bool {
+		r, ok, err := b.stops.Requested(b.ctx, session)
+		reason = r
+		return err == nil && ok
+	}, 5*time.Second, 50*time.Millisecond, "no stop requested for session %s", session)
 	return reason
 }
 
@@ -357,7 +371,7 @@ func TestIngestLifecycle(t *testing.T) {
 	require.Equal(t, sess.ID, ended.ID)
 	require.Equal(t, "ended", ended.Status)
 	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
-	require.Equal(t, edgeapi.EndPublisherDisconnected, b.stopRequested(sess.ID))
+	require.Equal(t, edgeapi.EndPublisherDisconnected, b.stopRequested(sess.ID), "stopped once the 1 s reconnect grace passed")
 
 	// A wrong key is refused by the edge and nothing is enqueued.
 	wrong := b.publishRTMP("sk_" + strings.Repeat("0", 43))
@@ -442,4 +456,44 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// A publisher that drops and reconnects within the grace window continues the
+// same session: the stream turns idle at once, comes back live with the same
+// session id, no second task is enqueued and its worker is never told to stop.
+func TestPublisherReconnectResumesTheSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real edge, mediamtx and ffmpeg publishers: skipped with -short")
+	}
+	b := setupWithGrace(t, 10*time.Second)
+	s := b.createStream("reconnect")
+
+	pub := b.publishRTMP(s.StreamKey)
+	live := b.waitLive(s.ID, uuid.Nil, liveWithin)
+	sess := live.Session
+	require.Len(t, b.tasksOf(sess.ID), 1)
+
+	require.NoError(t, pub.cmd.Process.Signal(syscall.SIGINT))
+	_ = pub.exited(t, 10*time.Second)
+	ended := b.waitIdle(s.ID, liveWithin)
+	require.Equal(t, sess.ID, ended.ID)
+	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
+
+	dropped := time.Now()
+	pub = b.publishRTMP(s.StreamKey)
+	t.Cleanup(func() { _ = pub.cmd.Process.Kill() })
+	require.Eventually(t, func() bool {
+		st := b.stream(s.ID)
+		return st.Status == "live" && st.Session != nil
+	}, liveWithin, 50*time.Millisecond)
+	t.Logf("live again %s after the drop", time.Since(dropped).Round(time.Millisecond))
+	back := b.stream(s.ID).Session
+	require.Equal(t, sess.ID, back.ID, "the same session continues")
+	require.Equal(t, "live", back.Status)
+	require.Nil(t, back.EndReason)
+	require.Len(t, b.sessions(s.ID), 1, "no new session")
+	require.Len(t, b.tasksOf(sess.ID), 1, "no second task: the worker that waits for its source carries on")
+	_, stopped, err := b.stops.Requested(b.ctx, sess.ID)
+	require.NoError(t, err)
+	require.False(t, stopped, "the worker is not told to stop")
 }

@@ -122,6 +122,10 @@ type NewSession struct {
 	Edge      edgeapi.EdgeInfo
 	Source    Source
 	StartedAt time.Time // zero: now
+	// ResumeWithin, when positive, reopens the stream's latest session
+	// instead of creating one if its publisher dropped (disconnected or timed
+	// out) less than ResumeWithin ago and nothing else started since.
+	ResumeWithin time.Duration
 }
 
 // Opened is the outcome of OpenSession.
@@ -133,6 +137,8 @@ type Opened struct {
 	// Superseded are the stream's other open sessions, which OpenSession
 	// ended with EndSuperseded.
 	Superseded []Session
+	// Resumed is true when a dropped session was reopened (NewSession.ResumeWithin).
+	Resumed bool
 }
 
 // OpenSession opens a live session for a publisher and marks its stream live,
@@ -161,6 +167,22 @@ func (s *Store) OpenSession(ctx context.Context, n NewSession) (Opened, error) {
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return interpretError(err)
+		}
+		if n.ResumeWithin > 0 {
+			after := time.Now().Add(-n.ResumeWithin)
+			row, err := q.ResumeStreamSession(ctx, dbq.ResumeStreamSessionParams{
+				EdgeID: n.EdgeID, SourceID: &n.SourceID, Edge: n.Edge, StreamID: n.StreamID, EndedAfter: &after,
+			})
+			switch {
+			case err == nil:
+				if err := q.RefreshStreamStatus(ctx, n.StreamID); err != nil {
+					return interpretError(err)
+				}
+				out = Opened{Session: sessionFromRow(row), Resumed: true}
+				return nil
+			case !errors.Is(err, pgx.ErrNoRows):
+				return interpretError(err)
+			}
 		}
 		reason := EndSuperseded
 		ended, err := q.EndOpenStreamSessions(ctx, dbq.EndOpenStreamSessionsParams{StreamID: n.StreamID, EndReason: &reason})

@@ -35,6 +35,7 @@ type Config struct {
 
 	LeaseTTL        time.Duration // stream ownership lease; default 2 s (bounds failover detection)
 	Retention       time.Duration // how long files stay after a session ends; default 60 s
+	SourceGrace     time.Duration // how long an ended source may come back (publisher reconnect); default 12 s
 	ShutdownTimeout time.Duration // graceful stop budget; default 10 s
 }
 
@@ -64,6 +65,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.NVENCSessions, "nvenc-sessions", envInt("DIONYSIA_WORKER_NVENC_SESSIONS"), "NVENC sessions the GPU allows (DIONYSIA_WORKER_NVENC_SESSIONS; default 8)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("DIONYSIA_WORKER_LEASE_TTL"), "stream ownership lease (DIONYSIA_WORKER_LEASE_TTL; default 2s)")
 	fs.DurationVar(&c.Retention, "retention", envDuration("DIONYSIA_WORKER_RETENTION"), "how long files stay after a session ends (DIONYSIA_WORKER_RETENTION; default 60s)")
+	fs.DurationVar(&c.SourceGrace, "source-grace", envDuration("DIONYSIA_WORKER_SOURCE_GRACE"), "how long an ended source may come back before the session is finished; keep it above the API's reconnect grace (DIONYSIA_WORKER_SOURCE_GRACE; default 12s)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("DIONYSIA_WORKER_SHUTDOWN_TIMEOUT"), "graceful stop budget (DIONYSIA_WORKER_SHUTDOWN_TIMEOUT; default 10s)")
 	// The secret comes from the environment only, so it never shows in ps.
 	c.Secret = os.Getenv("DIONYSIA_WORKER_SECRET")
@@ -85,6 +87,7 @@ func (c Config) WithDefaults() Config {
 	c.NVENCSessions = cmp.Or(c.NVENCSessions, 8)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 2*time.Second)
 	c.Retention = cmp.Or(c.Retention, time.Minute)
+	c.SourceGrace = cmp.Or(c.SourceGrace, 12*time.Second)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
 	return c
 }

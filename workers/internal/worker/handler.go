@@ -63,7 +63,8 @@ type Handler struct {
 	EndLinger time.Duration
 	// SourceGrace is how long an ended source may come back (a publisher
 	// reconnecting) before the session is finished, when no stop request
-	// arrives first. Default 10 s.
+	// arrives first. It should exceed the API's reconnect grace, which
+	// decides. Default 12 s.
 	SourceGrace time.Duration
 
 	mu       sync.Mutex
@@ -273,7 +274,7 @@ func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode
 	}
 	grace := h.SourceGrace
 	if grace <= 0 {
-		grace = 10 * time.Second
+		grace = 12 * time.Second
 	}
 	var restarts []time.Time
 	backoff := 500 * time.Millisecond

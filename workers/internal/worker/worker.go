@@ -79,15 +79,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 	}
 
 	handler := &Handler{
-		WorkerID:  cfg.ID,
-		OriginURL: cfg.OriginURL,
-		DataDir:   cfg.DataDir,
-		Ownership: ownership.New(rdb, ownership.Config{Prefix: cfg.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
-		Stops:     job.StopSignal{Redis: rdb, Prefix: cfg.Prefix},
-		Reporter:  &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
-		Logger:    log,
-		Retention: cfg.Retention,
-		Run:       PipelineRunner(probe.Backend, pmetrics, log),
+		WorkerID:    cfg.ID,
+		OriginURL:   cfg.OriginURL,
+		DataDir:     cfg.DataDir,
+		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
+		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Prefix},
+		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
+		Logger:      log,
+		Retention:   cfg.Retention,
+		SourceGrace: cfg.SourceGrace,
+		Run:         PipelineRunner(probe.Backend, pmetrics, log),
 	}
 	handler.Metrics, err = NewMetrics(reg, handler.Load, probe.Capacity)
 	if err != nil {

@@ -96,3 +96,27 @@ UPDATE stream_sessions SET
     updated_at = now()
 WHERE id = sqlc.arg(id)
 RETURNING *;
+
+-- name: ResumeStreamSession :one
+-- Reopens the stream's latest session when its publisher dropped (disconnected
+-- or timed out) after ended_after and no session started since: a publisher
+-- reconnecting within the grace window continues the same session.
+UPDATE stream_sessions SET
+    ended_at     = NULL,
+    end_reason   = NULL,
+    end_detail   = NULL,
+    kick_reason  = NULL,
+    status       = 'live',
+    edge_id      = sqlc.arg(edge_id),
+    source_id    = sqlc.arg(source_id),
+    edge         = sqlc.arg(edge),
+    last_seen_at = now(),
+    updated_at   = now()
+WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
+                            WHERE latest.stream_id = sqlc.arg(stream_id)
+                            ORDER BY latest.id DESC LIMIT 1)
+  AND stream_sessions.ended_at IS NOT NULL
+  AND stream_sessions.ended_at > sqlc.arg(ended_after)
+  AND stream_sessions.status = 'ended'
+  AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
+RETURNING *;

@@ -544,6 +544,78 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 	return items, nil
 }
 
+const resumeStreamSession = `-- name: ResumeStreamSession :one
+UPDATE stream_sessions SET
+    ended_at     = NULL,
+    end_reason   = NULL,
+    end_detail   = NULL,
+    kick_reason  = NULL,
+    status       = 'live',
+    edge_id      = $1,
+    source_id    = $2,
+    edge         = $3,
+    last_seen_at = now(),
+    updated_at   = now()
+WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
+                            WHERE latest.stream_id = $4
+                            ORDER BY latest.id DESC LIMIT 1)
+  AND stream_sessions.ended_at IS NOT NULL
+  AND stream_sessions.ended_at > $5
+  AND stream_sessions.status = 'ended'
+  AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+`
+
+type ResumeStreamSessionParams struct {
+	EdgeID     string
+	SourceID   *string
+	Edge       edgeapi.EdgeInfo
+	StreamID   uuid.UUID
+	EndedAfter *time.Time
+}
+
+// Reopens the stream's latest session when its publisher dropped (disconnected
+// or timed out) after ended_after and no session started since: a publisher
+// reconnecting within the grace window continues the same session.
+func (q *Queries) ResumeStreamSession(ctx context.Context, arg ResumeStreamSessionParams) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, resumeStreamSession,
+		arg.EdgeID,
+		arg.SourceID,
+		arg.Edge,
+		arg.StreamID,
+		arg.EndedAfter,
+	)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+	)
+	return i, err
+}
+
 const setStreamSessionError = `-- name: SetStreamSessionError :one
 UPDATE stream_sessions SET
     last_error = $1,
