@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/dionysia/dionysia/services/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +24,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// syncBuffer collects the server's log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testBundle struct {
 	t        *testing.T
 	srv      *api.Server
@@ -49,7 +31,7 @@ type testBundle struct {
 	st       *store.Store
 	adminKey string
 	readKey  string
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	cfg      config.API
 }
 
@@ -74,7 +56,7 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	if rdb == nil {
 		rdb = dbtest.Redis(t)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
 	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: o.redisPrefix, Registry: prometheus.NewRegistry(),

@@ -1,10 +1,10 @@
 package edge_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dionysia/dionysia/services/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -221,7 +220,7 @@ type testBundle struct {
 	edge     *edge.Edge
 	reg      *prometheus.Registry
 	cfg      edge.Config
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 	stop     func()
 	rtmpBase string // rtmp://127.0.0.1:PORT
 	srtAddr  string // 127.0.0.1:PORT
@@ -250,8 +249,8 @@ func setup(t *testing.T, keys map[string]string) *testBundle {
 		SyncInterval:       time.Second,
 		StopTimeout:        5 * time.Second,
 	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testlog.Buffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	e, err := edge.New(cfg, logger, reg)
 	require.NoError(t, err)
@@ -330,7 +329,7 @@ func (b *testBundle) counter(t *testing.T, name string, labels ...string) float6
 // ffmpegProc is one ffmpeg process; killed by PID at cleanup.
 type ffmpegProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testlog.Buffer
 	done chan struct{}
 	err  error
 }
@@ -355,7 +354,7 @@ func sourceArgs(t *testing.T) []string {
 func startFFmpeg(t *testing.T, args ...string) *ffmpegProc {
 	t.Helper()
 	full := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)
-	p := &ffmpegProc{cmd: exec.Command("ffmpeg", full...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &ffmpegProc{cmd: exec.Command("ffmpeg", full...), out: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -410,33 +409,6 @@ func (p *ffmpegProc) running() bool {
 	default:
 		return true
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// testWriter sends log lines to t.Log while the test runs.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	if testing.Verbose() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }
 
 func isReady(key string) func(edgeapi.Event) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dionysia/dionysia/services/internal/testlog"
 	"io"
 	"log/slog"
 	"net"
@@ -15,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,7 +55,7 @@ type bundle struct {
 	stops    job.StopSignal
 	rtmpBase string
 	srtAddr  string
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 }
 
 func repoRoot(t *testing.T) string {
@@ -115,8 +115,8 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 		}
 	})
 
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testlog.Buffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool := dbtest.New(t)
 	st := store.New(pool)
 	srv, err := api.New(config.API{EdgeSecret: testSecret, WorkerSecret: "w", Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
@@ -273,7 +273,7 @@ func sourceArgs(t *testing.T) ([]string, int, int) {
 
 type ffmpeg struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testlog.Buffer
 	done chan struct{}
 	err  error
 }
@@ -281,7 +281,7 @@ type ffmpeg struct {
 func (b *bundle) ffmpeg(args ...string) *ffmpeg {
 	b.t.Helper()
 	full := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)
-	p := &ffmpeg{cmd: exec.Command("ffmpeg", full...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &ffmpeg{cmd: exec.Command("ffmpeg", full...), out: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(b.t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -429,33 +429,6 @@ func TestIngestLifecycle(t *testing.T) {
 	require.Len(t, b.sessions(s.ID), 5, "rtmp (stopped), srt (disconnected), rtmp (key rotated), rtmp (mediamtx killed), rtmp (after the restart)")
 	require.NotContains(t, b.logs.String(), s.StreamKey)
 	require.NotContains(t, b.logs.String(), rotated.StreamKey)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// testWriter sends log lines to t.Log with -v.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	if testing.Verbose() {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }
 
 // A publisher that drops and reconnects within the grace window continues the
