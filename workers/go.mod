@@ -3,6 +3,7 @@ module github.com/dionysia/dionysia/workers
 go 1.26.8
 
 require (
+	github.com/Comcast/gaad v1.0.0
 	github.com/Eyevinn/dash-mpd v0.17.0
 	github.com/Eyevinn/hls-m3u8 v0.6.2
 	github.com/Eyevinn/mp4ff v0.51.0

@@ -308,10 +308,33 @@ func checkKeyframesAligned(t *testing.T, s *recordingSink) {
 	}
 }
 
-// startMediaMTX runs bin/mediamtx with a minimal config on ports of this
-// helper's range (RTMP 22935, SRT 22890) and stops it at cleanup. Reading
+// edge is a running mediamtx: its RTMP (TCP) and SRT (UDP) addresses.
+type edge struct{ rtmp, srt string }
+
+func (e edge) rtmpURL(path string) string { return "rtmp://" + e.rtmp + "/" + path }
+
+func (e edge) srtURL(path string) string { return "srt://" + e.srt + "?streamid=read:" + path }
+
+// freePort returns a port the kernel considers free on 127.0.0.1 for
+// network ("tcp" or "udp").
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startMediaMTX runs bin/mediamtx with a minimal config on free ports of
+// 127.0.0.1 (every other listener off) and stops it at cleanup. Reading
 // needs reader/secret; publishing is open.
-func startMediaMTX(t *testing.T) {
+func startMediaMTX(t *testing.T) edge {
 	t.Helper()
 	bin := filepath.Join(repoRoot(t), "bin", "mediamtx")
 	deadline := time.Now().Add(5 * time.Minute)
@@ -324,8 +347,12 @@ func startMediaMTX(t *testing.T) {
 		}
 		time.Sleep(5 * time.Second)
 	}
+	e := edge{
+		rtmp: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
+		srt:  fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp")),
+	}
 	dir := t.TempDir()
-	conf := `logLevel: warn
+	conf := fmt.Sprintf(`logLevel: warn
 api: false
 metrics: false
 pprof: false
@@ -333,10 +360,11 @@ playback: false
 rtsp: false
 hls: false
 webrtc: false
+moq: false
 rtmp: true
-rtmpAddress: 127.0.0.1:22935
+rtmpAddress: %s
 srt: true
-srtAddress: 127.0.0.1:22890
+srtAddress: %s
 authMethod: internal
 authInternalUsers:
 - user: any
@@ -351,7 +379,7 @@ authInternalUsers:
   - action: read
 paths:
   all_others:
-`
+`, e.rtmp, e.srt)
 	cfg := filepath.Join(dir, "mediamtx.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte(conf), 0o600))
 	cmd := exec.Command(bin, cfg)
@@ -366,7 +394,8 @@ paths:
 			t.Logf("mediamtx log:\n%s", logs.String())
 		}
 	})
-	waitTCP(t, "127.0.0.1:22935")
+	waitTCP(t, e.rtmp)
+	return e
 }
 
 func waitTCP(t *testing.T, addr string) {
@@ -384,13 +413,13 @@ func waitTCP(t *testing.T, addr string) {
 }
 
 // publish loops file into the edge over RTMP in real time until cleanup.
-func publish(t *testing.T, file, path string) { publishN(t, file, path, -1) }
+func publish(t *testing.T, e edge, file, path string) { publishN(t, e, file, path, -1) }
 
 // publishN publishes file loops+1 times (-1: forever) in real time.
-func publishN(t *testing.T, file, path string, loops int) {
+func publishN(t *testing.T, e edge, file, path string, loops int) {
 	t.Helper()
 	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", fmt.Sprint(loops), "-i", file,
-		"-c", "copy", "-f", "flv", "rtmp://127.0.0.1:22935/"+path)
+		"-c", "copy", "-f", "flv", e.rtmpURL(path))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	require.NoError(t, cmd.Start())

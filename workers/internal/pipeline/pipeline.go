@@ -14,6 +14,11 @@
 //	                   │                                         └─ ... one branch per rendition
 //	                   └─ queue ! avdec_aac ! audioconvert ! audioresample ! caps(2ch,48k) ! avenc_aac ! appsink
 //
+// AAC that reaches the worker without its channel layout (a program config
+// element the edge dropped) is repaired before it is decoded (aacfix.go,
+// audio.go). Audio that cannot be decoded is given up: the run goes on with
+// video only, and a failure of the audio branch never stops the video.
+//
 // Renditions are decided when the source's video caps are known: rungs larger
 // than the source are skipped, never upscaled. Every pad parsebin exposes is
 // linked, to a branch or to a fakesink, so no stream fails "not-linked".
@@ -152,16 +157,25 @@ type Pipeline struct {
 	signals     []glib.SignalHandle
 	videoBuilt  bool
 	audioBuilt  bool
-	noMorePads  bool
-	rungsBuilt  bool
-	exposeAll   bool // the demuxer exposes every stream before data flows (parsebin)
-	tee         *gst.Element
-	unsupported string // caps of a video stream no decoder handles
-	rungs       []*rungRun
-	videoTracks []media.VideoTrack
-	audioTrack  *media.AudioTrack
-	skipped     []string
-	final       *Stats
+	// audioPending: the audio pad waits for its first buffer, which tells
+	// how to decode it (see aacfix.go).
+	audioPending bool
+	// audioGone: the audio was given up (undecodable, or its branch failed):
+	// the run goes on without it.
+	audioGone    bool
+	audioFailed  bool         // an audio element posted an error
+	audioFlowing bool         // the first encoded audio frame came out
+	audioSink    *gst.Element // the audio appsink, once built
+	noMorePads   bool
+	rungsBuilt   bool
+	exposeAll    bool // the demuxer exposes every stream before data flows (parsebin)
+	tee          *gst.Element
+	unsupported  string // caps of a video stream no decoder handles
+	rungs        []*rungRun
+	videoTracks  []media.VideoTrack
+	audioTrack   *media.AudioTrack
+	skipped      []string
+	final        *Stats
 
 	ready     chan struct{} // closed once sink.Tracks succeeded
 	readyOnce sync.Once
@@ -172,6 +186,11 @@ type Pipeline struct {
 	failed    chan struct{}
 	failOnce  sync.Once
 	failErr   error
+
+	// audioCut is set when the audio branch failed (see addAudioFirewall):
+	// the demuxer's audio buffers are dropped from then on.
+	audioCut atomic.Bool
+	audioErr atomic.Pointer[string] // that error, for the log and for ErrNoVideo
 
 	origin   atomic.Int64 // first PTS seen by an encoder, +1 (0: none yet)
 	lastOut  atomic.Int64 // wall time (UnixNano) of the last video AU
@@ -237,6 +256,16 @@ func (p *Pipeline) Run(ctx context.Context, sink media.Sink) error {
 		return err
 	}
 	bus := p.pipe.GetPipelineBus()
+	bus.SetSyncHandler(func(msg *gst.Message) gst.BusSyncReply {
+		// Record an audio element's error from the thread that posts it,
+		// before a demuxer error it may cause reaches the loop.
+		if msg.Type() == gst.MessageError && isAudioElement(msg.Source()) {
+			p.audioCut.Store(true)
+			text := p.redact(msg.ParseError().Error())
+			p.audioErr.CompareAndSwap(nil, &text)
+		}
+		return gst.BusPass
+	})
 	if err := p.pipe.SetState(gst.StatePlaying); err != nil {
 		// The reason is on the bus (e.g. a missing file).
 		if msg := bus.TimedPopFiltered(gst.ClockTime(100*time.Millisecond), gst.MessageError); msg != nil {
@@ -261,11 +290,21 @@ func (p *Pipeline) loop(ctx context.Context, bus *gst.Bus) error {
 		now := time.Now()
 		p.mu.Lock()
 		// A demuxer may announce audio and never deliver it (flvdemux waits
-		// for it, blocking video behind it): after audioWait, go on without.
-		waited := p.rungsBuilt && !p.gateOpen && !p.audioBuilt && now.Sub(p.rungsAt) > audioWait
+		// for it, blocking video behind it), or the audio may not decode:
+		// after audioWait, go on without.
+		waited := p.rungsBuilt && !p.gateOpen && !p.audioFlowing && !p.audioGone && now.Sub(p.rungsAt) > audioWait
+		built := p.audioBuilt
+		if waited {
+			p.audioGone = true
+		}
 		p.mu.Unlock()
 		if waited {
-			p.log.Warn("no audio stream appeared: continuing without audio", "waited", audioWait)
+			if built {
+				p.audioCut.Store(true)
+				p.log.Warn("the audio produced nothing: continuing without audio", "waited", audioWait)
+			} else {
+				p.log.Warn("no audio stream appeared: continuing without audio", "waited", audioWait)
+			}
 			p.openGate()
 		}
 		last := p.lastOut.Load()
@@ -277,6 +316,8 @@ func (p *Pipeline) loop(ctx context.Context, bus *gst.Bus) error {
 			switch {
 			case unsupported != "" && !video:
 				return p.fail(fmt.Errorf("%w %s (H.264 and H.265 are supported)", ErrUnsupportedCodec, unsupported))
+			case !video && p.audioErr.Load() != nil:
+				return p.fail(fmt.Errorf("%w: audio: %s (and no video within %s)", ErrBadStream, *p.audioErr.Load(), p.cfg.StartTimeout))
 			case !video:
 				return p.fail(fmt.Errorf("%w within %s", ErrNoVideo, p.cfg.StartTimeout))
 			}
@@ -307,6 +348,9 @@ func (p *Pipeline) loop(ctx context.Context, bus *gst.Bus) error {
 			p.log.Info("stream ended")
 			return nil
 		case gst.MessageError:
+			if p.onAudioError(msg) {
+				continue
+			}
 			return p.fail(p.busError(msg))
 		case gst.MessageWarning:
 			w := msg.ParseWarning()
@@ -369,7 +413,7 @@ func (p *Pipeline) teardown() {
 	for _, r := range p.rungs {
 		r.rate = nil
 	}
-	p.pipe, p.demux, p.tee, p.signals = nil, nil, nil, nil
+	p.pipe, p.demux, p.tee, p.signals, p.audioSink = nil, nil, nil, nil, nil
 }
 
 // make creates an element, applies props (skipping, with a warning, those
@@ -578,12 +622,26 @@ func (p *Pipeline) onPadAdded(pad *gst.Pad) {
 			p.dropLocked(pad)
 			break
 		}
-		if aerr := p.buildAudioLocked(pad, name, capsStr); aerr != nil {
-			p.log.Warn("continuing without audio", "caps", name, "err", aerr)
+		if p.audioPending || p.audioGone {
+			p.log.Info("ignoring an extra audio stream", "caps", name)
 			p.dropLocked(pad)
 			break
 		}
-		p.audioBuilt = true
+		check, asc, aerr := aacCheck(name, capsStr)
+		switch {
+		case aerr != nil:
+			p.giveUpAudioLocked(pad, name, aerr)
+		case check != aacOK:
+			// Decide on the first buffer, which holds the channel elements.
+			p.audioPending = true
+			p.addAACProbe(pad, name, capsStr, check, asc)
+		default:
+			if aerr := p.buildAudioLocked(pad, name, capsStr, aacFixup{}); aerr != nil {
+				p.giveUpAudioLocked(pad, name, aerr)
+				break
+			}
+			p.audioBuilt = true
+		}
 	default:
 		p.dropLocked(pad)
 	}
@@ -608,10 +666,12 @@ func (p *Pipeline) addExposedProbe(pad *gst.Pad) {
 }
 
 // maybeOpenGate opens the gate once the renditions are built and the audio
-// is known: built, or absent because every stream has been seen.
+// is known: encoding (its first frame came out), given up, or absent because
+// every stream has been seen. Waiting for an encoded frame rather than a
+// built branch keeps an audio track that does not decode out of Tracks.
 func (p *Pipeline) maybeOpenGate() {
 	p.mu.Lock()
-	open := p.rungsBuilt && (p.audioBuilt || p.noMorePads)
+	open := p.rungsBuilt && (p.audioFlowing || p.audioGone || (p.noMorePads && !p.audioBuilt && !p.audioPending))
 	p.mu.Unlock()
 	if open {
 		p.openGate()
@@ -634,6 +694,10 @@ func (p *Pipeline) onNoMorePads() {
 		p.maybeOpenGate()
 	case unsupported != "":
 		p.fail(fmt.Errorf("%w %s (H.264 and H.265 are supported)", ErrUnsupportedCodec, unsupported))
+	case p.audioErr.Load() != nil:
+		// The audio failed before any video was seen: that is the news, not
+		// the missing video.
+		p.fail(fmt.Errorf("%w: audio: %s", ErrBadStream, *p.audioErr.Load()))
 	default:
 		p.fail(ErrNoVideo)
 	}
@@ -662,6 +726,9 @@ func (p *Pipeline) openGate() {
 		p.mu.Lock()
 		p.gateOpen = true
 		video := slices.Clone(p.videoTracks)
+		if p.audioGone {
+			p.audioTrack = nil
+		}
 		audio := p.audioTrack
 		sink := p.sink
 		p.mu.Unlock()
@@ -919,26 +986,39 @@ func (p *Pipeline) audioDecoder(name, caps string) (string, error) {
 	return "", fmt.Errorf("unsupported audio codec %s", name)
 }
 
-func (p *Pipeline) buildAudioLocked(pad *gst.Pad, name, caps string) error {
+// buildAudioLocked decodes the source's audio from pad and encodes it to
+// the ladder's AAC. fix, when set, repairs the stream's AAC signalling.
+func (p *Pipeline) buildAudioLocked(pad *gst.Pad, name, caps string, fix aacFixup) error {
 	dec, err := p.audioDecoder(name, caps)
 	if err != nil {
 		return err
 	}
 	a := p.cfg.Ladder.Audio
-	enc := elemSpec{factory: "avenc_aac", name: "aenc", props: []prop{{"bitrate", strconv.Itoa(a.BitrateKbps * 1000)}}}
+	enc := elemSpec{factory: "avenc_aac", name: "audio_enc", props: []prop{{"bitrate", strconv.Itoa(a.BitrateKbps * 1000)}}}
 	if gst.Find("avenc_aac") == nil {
-		enc = elemSpec{factory: "voaacenc", name: "aenc", props: []prop{{"bitrate", strconv.Itoa(a.BitrateKbps * 1000)}}}
+		enc = elemSpec{factory: "voaacenc", name: "audio_enc", props: []prop{{"bitrate", strconv.Itoa(a.BitrateKbps * 1000)}}}
 	}
-	specs := []elemSpec{{factory: "queue", name: "aqueue", props: []prop{{"max-size-time", strconv.Itoa(int(2 * time.Second))}, {"max-size-bytes", "0"}, {"max-size-buffers", "0"}}}}
+	// The audio appsink waits for the tracks to be announced, which needs a
+	// decoded video frame: joining a live stream a long GOP before its next
+	// keyframe, a blocking queue would fill and stall the demuxer, which
+	// feeds the video too. The queue drops its oldest audio instead.
+	specs := []elemSpec{{factory: "queue", name: "audio_queue", props: []prop{{"max-size-time", strconv.Itoa(int(2 * time.Second))},
+		{"max-size-bytes", "0"}, {"max-size-buffers", "0"}, {"leaky", "downstream"}}}}
+	if fix.caps != "" {
+		specs = append(specs, elemSpec{factory: "capssetter", name: "audio_fix",
+			props: []prop{{"join", "true"}, {"replace", "false"}, {"caps", fix.caps}}})
+	}
 	switch dec {
 	case "avdec_aac":
-		specs = append(specs, spec("aacparse"))
+		if !fix.noParser {
+			specs = append(specs, spec("aacparse"))
+		}
 	case "mpg123audiodec", "avdec_mp3":
 		specs = append(specs, spec("mpegaudioparse"))
 	}
 	decIdx, posIdx := len(specs), len(specs)+3
-	elems, err := p.chain(append(specs,
-		elemSpec{factory: dec, name: "adec"},
+	specs = append(specs,
+		elemSpec{factory: dec, name: "audio_dec"},
 		// Interleave first, so capssetter below never sees audio meta.
 		spec("audioconvert"),
 		capsSpec("audio/x-raw,layout=interleaved"),
@@ -950,7 +1030,13 @@ func (p *Pipeline) buildAudioLocked(pad *gst.Pad, name, caps string) error {
 		spec("appsink", prop{"caps", "audio/mpeg,mpegversion=4,stream-format=raw"},
 			prop{"sync", "false"}, prop{"async", "false"}, prop{"enable-last-sample", "false"},
 			prop{"emit-signals", "false"}, prop{"max-buffers", "0"}),
-	))
+	)
+	for i := range specs {
+		if specs[i].name == "" {
+			specs[i].name = fmt.Sprintf("audio_%s%d", specs[i].factory, i)
+		}
+	}
+	elems, err := p.chain(specs)
 	if err != nil {
 		return err
 	}
@@ -973,9 +1059,11 @@ func (p *Pipeline) buildAudioLocked(pad *gst.Pad, name, caps string) error {
 		NewSampleFunc: func(s *app.Sink) gst.FlowReturn { return p.onAudioSample(s) },
 	})
 	syncStates(elems)
+	p.addAudioFirewall(pad)
 	if res := pad.Link(elems[0].GetStaticPad("sink")); res != gst.PadLinkOK {
 		return fmt.Errorf("linking source audio: %s", res.String())
 	}
+	p.audioSink = elems[len(elems)-1]
 	p.audioTrack = &media.AudioTrack{
 		SampleRate: a.SampleRate, Channels: a.Channels, BitrateBps: a.BitrateKbps * 1000,
 		Config: AudioSpecificConfig(a.SampleRate, a.Channels),
@@ -1092,8 +1180,21 @@ func (p *Pipeline) onAudioSample(s *app.Sink) gst.FlowReturn {
 	if !ok {
 		return gst.FlowEOS
 	}
+	p.mu.Lock()
+	first := !p.audioFlowing
+	p.audioFlowing = true
+	p.mu.Unlock()
+	if first {
+		p.maybeOpenGate()
+	}
 	if !p.waitReady() {
 		return gst.FlowFlushing
+	}
+	p.mu.Lock()
+	announced := p.audioTrack != nil
+	p.mu.Unlock()
+	if !announced { // given up before Tracks
+		return gst.FlowOK
 	}
 	p.audioOut.Add(1)
 	if err := p.sink.WriteAudio(media.AudioFrame{PTS: pts, Duration: dur, Data: data}); err != nil {
@@ -1110,11 +1211,16 @@ func (p *Pipeline) busError(msg *gst.Message) error {
 	text := p.redact(gerr.Error())
 	p.log.Debug("pipeline error", "element", src, "error", text, "debug", p.redact(gerr.DebugString()))
 	switch {
+	case isAudioElement(src):
+		return fmt.Errorf("%w: audio: %s: %s", ErrBadStream, src, text)
+	case p.audioErr.Load() != nil && strings.Contains(gerr.DebugString(), "not-negotiated"):
+		// The audio's failure reached the demuxer before it was cut off.
+		return fmt.Errorf("%w: audio: %s", ErrBadStream, *p.audioErr.Load())
 	case src == "source":
 		return fmt.Errorf("%w: %s", ErrSourceUnreachable, text)
 	case src == "typefind" || strings.Contains(text, "determine type of stream"):
 		return fmt.Errorf("%w: %s", ErrBadStream, text)
-	case src == "vdec" || src == "adec" || strings.Contains(src, "demux") || strings.Contains(src, "parse"):
+	case src == "vdec" || strings.Contains(src, "demux") || strings.Contains(src, "parse"):
 		return fmt.Errorf("%w: %s: %s", ErrBadStream, src, text)
 	default:
 		return fmt.Errorf("pipeline error in %s: %s", src, text)

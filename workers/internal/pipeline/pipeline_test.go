@@ -166,11 +166,11 @@ func TestClip1080Ladder(t *testing.T) {
 // credential, while ffmpeg publishes the clip in real time; the run is
 // cancelled after ~6 s and must return within 2 s.
 func TestEdge(t *testing.T) {
-	startMediaMTX(t)
-	publish(t, clip720(t), "live/test")
+	e := startMediaMTX(t)
+	publish(t, e, clip720(t), "live/test")
 	for _, tc := range []struct{ name, url string }{
-		{"rtmp", "rtmp://127.0.0.1:22935/live/test"},
-		{"srt", "srt://127.0.0.1:22890?streamid=read:live/test"},
+		{"rtmp", e.rtmpURL("live/test")},
+		{"srt", e.srtURL("live/test")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := newRecordingSink(t)
@@ -225,7 +225,7 @@ func TestEdge(t *testing.T) {
 	t.Run("publisher stops", func(t *testing.T) {
 		// The 5 s clip published once, read from its start: the run must end
 		// by itself, as an end of stream, with everything flushed.
-		publishN(t, clip720(t), "live/once", 0)
+		publishN(t, e, clip720(t), "live/once", 0)
 		sink := newRecordingSink(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -233,7 +233,7 @@ func TestEdge(t *testing.T) {
 		lad.Renditions = lad.Renditions[2:]
 		start := time.Now()
 		err := Run(ctx, Config{Ladder: lad, Logger: testLogger(t),
-			Source: job.Source{URL: "rtmp://127.0.0.1:22935/live/once", User: "reader", Password: "secret"}}, sink)
+			Source: job.Source{URL: e.rtmpURL("live/once"), User: "reader", Password: "secret"}}, sink)
 		t.Logf("publisher stopped: Run returned %v after %s with %d frames", err, time.Since(start).Round(time.Millisecond), sink.count[0])
 		require.NoError(t, err)
 		require.Positive(t, sink.count[0])
@@ -243,7 +243,7 @@ func TestEdge(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		err := Run(ctx, Config{Ladder: builtin(t, ladder.Builtin720p), Logger: testLogger(t),
-			Source: job.Source{URL: "rtmp://127.0.0.1:22935/live/test", User: "reader", Password: "wrong-pw"}}, newRecordingSink(t))
+			Source: job.Source{URL: e.rtmpURL("live/test"), User: "reader", Password: "wrong-pw"}}, newRecordingSink(t))
 		t.Logf("wrong password: %v (%s)", err, time.Since(start).Round(time.Millisecond))
 		require.ErrorIs(t, err, ErrSourceUnreachable)
 		require.NotContains(t, err.Error(), "wrong-pw")
@@ -252,7 +252,7 @@ func TestEdge(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := Run(ctx, Config{Ladder: builtin(t, ladder.Builtin720p), Logger: testLogger(t),
-			Source: job.Source{URL: "rtmp://127.0.0.1:22935/live/nothing", User: "reader", Password: "secret"}}, newRecordingSink(t))
+			Source: job.Source{URL: e.rtmpURL("live/nothing"), User: "reader", Password: "secret"}}, newRecordingSink(t))
 		t.Logf("no such stream: %v", err)
 		require.ErrorIs(t, err, ErrSourceUnreachable)
 	})
@@ -282,8 +282,8 @@ func TestBadSources(t *testing.T) {
 		{"vp8", fileSource(vp8), ErrUnsupportedCodec, "video/x-vp8"},
 		{"mjpeg", fileSource(mjpeg), ErrUnsupportedCodec, "image/jpeg"},
 		{"missing file", fileSource(filepath.Join(testDir, "nope.mp4")), ErrSourceUnreachable, ""},
-		{"nothing listening", job.Source{URL: "rtmp://127.0.0.1:22999/live/x"}, ErrSourceUnreachable, ""},
-		{"srt nothing listening", job.Source{URL: "srt://127.0.0.1:22998?streamid=read:live/x"}, ErrSourceUnreachable, ""},
+		{"nothing listening", job.Source{URL: "rtmp://127.0.0.1:28999/live/x"}, ErrSourceUnreachable, ""},
+		{"srt nothing listening", job.Source{URL: "srt://127.0.0.1:28998?streamid=read:live/x"}, ErrSourceUnreachable, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
