@@ -51,3 +51,7 @@ migrate *args="up": build
 # Bring the whole platform up on this machine with a demo stream playing (Ctrl-C stops it).
 dev:
     deploy/local/dev.sh
+
+# Run every benchmark side by side with its reference; writes bench/results/<date>-<host>.md and docs/performance.md.
+bench *args="": build
+    deploy/local/bench.sh {{args}}

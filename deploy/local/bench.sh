@@ -24,10 +24,15 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
   fi
 fi
 [[ -x bin/mediamtx ]] || deploy/local/build-mediamtx.sh
-if [[ ! -x bin/dionysia || ! -x bin/dionysia-worker ]]; then
-  say "building bin/dionysia and bin/dionysia-worker"
-  mkdir -p bin
+# `just bench` builds these first (`just build`); when run alone, build what is missing.
+mkdir -p bin
+if [[ ! -x bin/dionysia ]]; then
+  say "building bin/dionysia"
+  deploy/local/player-assets.sh
   CGO_ENABLED=0 go build -trimpath -o bin/dionysia ./services/cmd/dionysia
+fi
+if [[ ! -x bin/dionysia-worker ]]; then
+  say "building bin/dionysia-worker (the first cgo build takes ~4 min)"
   go build -trimpath -o bin/dionysia-worker ./workers/cmd/dionysia-worker
 fi
 say "building the benchmark programs into bin/bench"

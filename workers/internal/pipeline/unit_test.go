@@ -194,7 +194,7 @@ func TestRungSpecs(t *testing.T) {
 	cpu, enc := layout(hwprobe.CPU())
 	require.Equal(t, []string{
 		"queue", "videorate", "capsfilter[video/x-raw,framerate=30/1]", "videoconvertscale",
-		"capsfilter[video/x-raw,format=I420,width=1280,height=720,pixel-aspect-ratio=1/1]",
+		"capsfilter[video/x-raw,format=I420,width=1280,height=720,pixel-aspect-ratio=1/1,colorimetry=bt709]",
 		"x264enc", "capsfilter[video/x-h264,profile=high,stream-format=byte-stream,alignment=au]", "h264parse",
 		"appsink[video/x-h264,stream-format=byte-stream,alignment=au]",
 	}, cpu)
@@ -212,6 +212,6 @@ func TestRungSpecs(t *testing.T) {
 	require.Equal(t, "nvcudah264enc", gpu[enc])
 
 	cpuScale, _ := layout(hwprobe.Backend{Class: job.ClassGPU, Decoder: hwprobe.ElemAVDecH264, Encoder: hwprobe.ElemNVH264, Scaler: hwprobe.ElemCPUScale})
-	require.Contains(t, cpuScale, "capsfilter[video/x-raw,format=NV12,width=1280,height=720,pixel-aspect-ratio=1/1]")
+	require.Contains(t, cpuScale, "capsfilter[video/x-raw,format=NV12,width=1280,height=720,pixel-aspect-ratio=1/1,colorimetry=bt709]")
 	require.Contains(t, cpuScale, "nvh264enc")
 }
