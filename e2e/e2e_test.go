@@ -162,6 +162,34 @@ func TestPlatform(t *testing.T) {
 		})
 	}
 
+	t.Run("publisher reconnects within the grace window", func(t *testing.T) {
+		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
+		sess := p.getStream(t, st.ID).Session
+		require.NotNil(t, sess)
+		before := segmentNumber(lastURI(Get(t, media).Body))
+		publisher.Stop(5 * time.Second)
+		Eventually(t, 10*time.Second, 100*time.Millisecond, "stream idle", func() bool {
+			return p.getStream(t, st.ID).Status == "idle"
+		})
+		publisher = PublishRTMP(p.t, p.LogDir, "ffmpeg-rtmp-again", st.Ingest.RTMP)
+		back := Eventually(t, 15*time.Second, 100*time.Millisecond, "stream live again", func() bool {
+			return p.getStream(t, st.ID).Status == "live"
+		})
+		s := p.getStream(t, st.ID)
+		require.Equal(t, sess.ID, s.Session.ID, "the same session continues")
+		var sawEnd bool
+		took := Eventually(t, 30*time.Second, 200*time.Millisecond, "new segments after the reconnect", func() bool {
+			f := Get(t, media)
+			sawEnd = sawEnd || strings.Contains(string(f.Body), "#EXT-X-ENDLIST")
+			seg := lastURI(f.Body)
+			return f.Status == http.StatusOK && segmentNumber(seg) > before+1 &&
+				strings.Contains(string(f.Body), "#EXT-X-DISCONTINUITY")
+		})
+		require.False(t, sawEnd, "the playlist never ended during the reconnect")
+		t.Logf("RECONNECT: the publisher came back in %s; same session %s, playback continued after a discontinuity (%s)",
+			back.Round(time.Millisecond), sess.ID, took.Round(time.Millisecond))
+	})
+
 	t.Run("worker failover", func(t *testing.T) {
 		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
 		owner := p.owner(t, st.ID)
@@ -224,34 +252,6 @@ func TestPlatform(t *testing.T) {
 		}
 		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/profiles/e2e", "", &prof))
 		require.Len(t, prof.Renditions, 2, "configuration lives in PostgreSQL and survives")
-	})
-
-	t.Run("publisher reconnects within the grace window", func(t *testing.T) {
-		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
-		sess := p.getStream(t, st.ID).Session
-		require.NotNil(t, sess)
-		before := segmentNumber(lastURI(Get(t, media).Body))
-		publisher.Stop(5 * time.Second)
-		Eventually(t, 10*time.Second, 100*time.Millisecond, "stream idle", func() bool {
-			return p.getStream(t, st.ID).Status == "idle"
-		})
-		publisher = PublishRTMP(p.t, p.LogDir, "ffmpeg-rtmp-again", st.Ingest.RTMP)
-		back := Eventually(t, 15*time.Second, 100*time.Millisecond, "stream live again", func() bool {
-			return p.getStream(t, st.ID).Status == "live"
-		})
-		s := p.getStream(t, st.ID)
-		require.Equal(t, sess.ID, s.Session.ID, "the same session continues")
-		var sawEnd bool
-		took := Eventually(t, 30*time.Second, 200*time.Millisecond, "new segments after the reconnect", func() bool {
-			f := Get(t, media)
-			sawEnd = sawEnd || strings.Contains(string(f.Body), "#EXT-X-ENDLIST")
-			seg := lastURI(f.Body)
-			return f.Status == http.StatusOK && segmentNumber(seg) > before+1 &&
-				strings.Contains(string(f.Body), "#EXT-X-DISCONTINUITY")
-		})
-		require.False(t, sawEnd, "the playlist never ended during the reconnect")
-		t.Logf("RECONNECT: the publisher came back in %s; same session %s, playback continued after a discontinuity (%s)",
-			back.Round(time.Millisecond), sess.ID, took.Round(time.Millisecond))
 	})
 
 	t.Run("publisher stop ends the session and the playlists", func(t *testing.T) {
