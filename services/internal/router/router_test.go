@@ -491,17 +491,15 @@ func TestNotLiveAndFailoverWindow(t *testing.T) {
 		return res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "1"
 	}, time.Second, 10*time.Millisecond, "failover window must answer 503 with Retry-After")
 
-	b.own(t, "A", originA, playback.PolicyPublic)
+	lease := b.own(t, "A", originA, playback.PolicyPublic)
 	require.Eventually(t, func() bool {
 		res, _ := b.get(t, p)
 		return res.StatusCode == http.StatusOK
 	}, time.Second, 10*time.Millisecond)
 
 	// Session ends: owner released and assignment gone → 404 again.
-	o, _, err := b.store.Lookup(t.Context(), b.stream)
-	require.NoError(t, err)
-	require.NoError(t, b.store.Release(t.Context(), ownership.Lease{StreamID: b.stream, Token: o.Token}))
-	_, err = b.store.Unassign(t.Context(), b.stream, b.session)
+	require.NoError(t, b.store.Release(t.Context(), lease))
+	_, err := b.store.Unassign(t.Context(), b.stream, b.session)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		res, _ := b.get(t, p)
