@@ -38,7 +38,7 @@ lint:
 
 # Every test: set-up, checks, build, then each module's tests, the e2e suite included.
 test: setup check-generated lint check-packaging build
-    for m in {{modules}}; do echo "== go test ./... in $m"; (cd $m && go test -race -count=1 -timeout 30m ./...); done
+    for m in {{modules}}; do echo "== go test ./... in $m"; v=""; [ "$m" = e2e ] && v=-v; (cd $m && go test -race -count=1 -timeout 30m $v ./...); done
 
 # Validate docker-compose.yml, the Dockerfiles, Kubernetes manifests and systemd units.
 check-packaging:
