@@ -31,7 +31,8 @@ cleanup() {
   fi
   rm -f "${state}/pids"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'cleanup; echo "stopped."; exit 0' INT TERM
 
 # A previous `just dev` that was killed hard may have left processes behind.
 if [[ -f "${state}/pids" ]]; then
