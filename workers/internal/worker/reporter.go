@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,7 +45,8 @@ func (r *Reporter) Report(ctx context.Context, ev job.SessionEvent) {
 		if err == nil {
 			return
 		}
-		if ctx.Err() != nil || attempt == 5 {
+		var perm permanentError
+		if ctx.Err() != nil || attempt == 5 || errors.As(err, &perm) {
 			r.Logger.Warn("reporting session event", "session_id", ev.SessionID, "type", ev.Type, "attempts", attempt, "err", err)
 			return
 		}
@@ -75,7 +77,17 @@ func (r *Reporter) post(ctx context.Context, ev job.SessionEvent, body []byte) e
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("posting session event: %s: %s", resp.Status, bytes.TrimSpace(msg))
+		err := fmt.Errorf("posting session event: %s: %s", resp.Status, bytes.TrimSpace(msg))
+		if resp.StatusCode/100 == 4 {
+			// A wrong secret or an unknown session: retrying cannot help.
+			return permanentError{err}
+		}
+		return err
 	}
 	return nil
 }
+
+// permanentError is a refusal that a retry would only repeat.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
