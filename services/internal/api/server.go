@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/fleet"
@@ -148,8 +149,17 @@ func (s *Server) wireIngest(d Deps) error {
 	return nil
 }
 
-// Dispatcher returns the dispatcher whose watchdog Run runs.
-func (s *Server) Dispatcher() *dispatch.Dispatcher { return s.disp }
+// RunBackground runs the dispatch watchdog and the ingest lifecycle's worker
+// stops until ctx ends. Run runs it; tests that serve Handler themselves run
+// it too.
+func (s *Server) RunBackground(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.disp.Run(ctx) })
+	if s.ingest != nil {
+		wg.Go(func() { _ = s.ingest.Run(ctx) })
+	}
+	wg.Wait()
+}
 
 // Handler returns the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.e }
@@ -163,17 +173,14 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // document (a test enforces it).
 func (s *Server) V1() *echo.Group { return s.v1 }
 
-// Run serves on ln, and runs the dispatch watchdog, until ctx is cancelled,
-// then stops accepting connections and waits up to the shutdown timeout for
-// in-flight requests.
+// Run serves on ln, and runs the dispatch watchdog and the ingest lifecycle's
+// worker stops, until ctx is cancelled, then stops accepting connections and
+// waits up to the shutdown timeout for in-flight requests.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	wctx, stopWatchdog := context.WithCancel(ctx)
-	watchdogDone := make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
-		_ = s.disp.Run(wctx)
-	}()
-	defer func() { stopWatchdog(); <-watchdogDone }()
+	bctx, stopBackground := context.WithCancel(ctx)
+	backgroundDone := make(chan struct{})
+	go func() { defer close(backgroundDone); s.RunBackground(bctx) }()
+	defer func() { stopBackground(); <-backgroundDone }()
 
 	srv := &http.Server{
 		Handler:           s.e,
