@@ -206,7 +206,10 @@ func (p *Platform) StartWorker(t testing.TB, id string, leaseTTL time.Duration) 
 	t.Helper()
 	port := FreePort(t)
 	w := &Worker{ID: id, OriginURL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	args := []string{"--id", id, "--class", "cpu", "--capacity", "1",
+	// A source grace far above the suite's reconnect grace: a session's
+	// playlists end only because the API told its worker to stop, never
+	// because the worker gave up waiting for the publisher.
+	args := []string{"--id", id, "--class", "cpu", "--capacity", "1", "--source-grace", "5m",
 		"--origin-addr", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(p.t.TempDir(), id)}
 	if leaseTTL > 0 {
 		args = append(args, "--lease-ttl", leaseTTL.String())
