@@ -66,7 +66,8 @@ var (
 )
 
 // Binaries builds dionysia and dionysia-worker once per test process (the Go
-// build cache makes it fast after `just build`).
+// build cache makes it fast after `just build`, which builds with the same
+// flags).
 func Binaries(t testing.TB) string {
 	t.Helper()
 	root := RepoRoot(t)
@@ -76,11 +77,11 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		if out, err := RunErr(15*time.Minute, []string{"CGO_ENABLED=0"}, "go", "-C", root, "build", "-o", filepath.Join(buildDir, "dionysia"), "./services/cmd/dionysia"); err != nil {
+		if out, err := RunErr(15*time.Minute, []string{"CGO_ENABLED=0"}, "go", "-C", root, "build", "-trimpath", "-o", filepath.Join(buildDir, "dionysia"), "./services/cmd/dionysia"); err != nil {
 			buildErr = fmt.Errorf("building dionysia: %v\n%s", err, out)
 			return
 		}
-		if out, err := RunErr(15*time.Minute, nil, "go", "-C", root, "build", "-o", filepath.Join(buildDir, "dionysia-worker"), "./workers/cmd/dionysia-worker"); err != nil {
+		if out, err := RunErr(15*time.Minute, nil, "go", "-C", root, "build", "-trimpath", "-o", filepath.Join(buildDir, "dionysia-worker"), "./workers/cmd/dionysia-worker"); err != nil {
 			buildErr = fmt.Errorf("building dionysia-worker: %v\n%s", err, out)
 		}
 	})
