@@ -345,7 +345,7 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.Eventually(t, func() bool {
 		reason, stopped, err = b.stops.Requested(context.Background(), sess.ID)
 		return err == nil && stopped
-	}, 3*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
+	}, 30*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
 	require.Equal(t, edgeapi.EndPublisherDisconnected, reason)
 	st, err = b.owners.State(context.Background(), s.ID.String())
 	require.NoError(t, err)

@@ -196,7 +196,7 @@ func TestWatchdogWaitsForAQueuedTask(t *testing.T) {
 	// The task left the queue but no worker ever took the stream (it crashed
 	// before taking ownership): dispatched again after FirstPickup.
 	require.NoError(t, b.insp.DeleteTask(job.QueueCPU, job.TaskID(tr.SessionID)))
-	require.Eventually(t, func() bool { return b.hasTask(job.TaskID(tr.SessionID) + ":1") }, 2*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return b.hasTask(job.TaskID(tr.SessionID) + ":1") }, 30*time.Second, 20*time.Millisecond)
 }
 
 func TestWatchdogDropsEndedSessionsAndRestoresLostAssignments(t *testing.T) {
@@ -215,10 +215,10 @@ func TestWatchdogDropsEndedSessionsAndRestoresLostAssignments(t *testing.T) {
 	require.Eventually(t, func() bool {
 		st, err := b.owners.State(b.ctx, ended.StreamID.String())
 		return err == nil && st.Assignment == nil
-	}, 3*time.Second, 20*time.Millisecond, "the ended session's assignment is dropped")
+	}, 30*time.Second, 20*time.Millisecond, "the ended session's assignment is dropped")
 	require.False(t, b.hasTask(job.TaskID(ended.SessionID)+":1"))
 
-	require.Eventually(t, func() bool { return b.hasTask(job.TaskID(lost.SessionID) + ":1") }, 3*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return b.hasTask(job.TaskID(lost.SessionID) + ":1") }, 30*time.Second, 20*time.Millisecond,
 		"the lost session is assigned again and dispatched")
 	st, err := b.owners.State(b.ctx, lost.StreamID.String())
 	require.NoError(t, err)

@@ -103,7 +103,7 @@ func waitSubscribed(t *testing.T, rdb *redis.Client, channel string) {
 	require.Eventually(t, func() bool {
 		n, err := rdb.PubSubNumSub(context.Background(), channel).Result()
 		return err == nil && n[channel] > 0
-	}, 5*time.Second, 10*time.Millisecond, "router did not subscribe")
+	}, 30*time.Second, 10*time.Millisecond, "router did not subscribe")
 }
 
 func (b *testBundle) own(t *testing.T, worker, originURL, policy string) ownership.Lease {

@@ -276,7 +276,7 @@ func TestHandlerStopsWhenTheSessionIsStopped(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- tb.handler.ProcessTask(ctx, task(t, p)) }()
 
-	require.Eventually(t, func() bool { return tb.handler.Holds(p.StreamID.String()) }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return tb.handler.Holds(p.StreamID.String()) }, 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, tb.stops.Request(ctx, p.SessionID, "publisher_disconnected"))
 	start := time.Now()
 	select {
