@@ -122,8 +122,16 @@ func (d *durationValue) Set(v string) error {
 	*d = durationValue(x)
 	return nil
 }
-func (d *durationValue) String() string { return time.Duration(*d).String() }
-func (d *durationValue) Type() string   { return "duration" }
+
+// String is "0" for zero, which pflag's help treats as "no default shown"
+// (a zero duration means "the default" in every config struct).
+func (d *durationValue) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
+func (d *durationValue) Type() string { return "duration" }
 
 type boolValue bool
 
