@@ -59,7 +59,9 @@ type attachment struct {
 // and returns them, upstream first. The pipeline links the attach point to
 // the first one (a leg behind a queue of its own, so a leg never runs in
 // the streaming thread of the renditions) and, for pointFilter, the last
-// one to the tee; it starts them. build runs on a GStreamer streaming
+// one to the tee; it starts them. Elements off that line (a second input's
+// source feeding a compositor the filter returned) the branch links and
+// starts itself (syncStates). build runs on a GStreamer streaming
 // thread while the part it joins holds its lock: it must not block and must
 // not call back into the pipeline. A leg must end in a sink that keeps up
 // (or drops): a blocked leg stalls its tee, and with it the renditions. Its
