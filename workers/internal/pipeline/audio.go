@@ -22,7 +22,7 @@ import (
 // audioBranch decodes the source's first audio stream and encodes it to the
 // ladder's AAC:
 //
-//	queue(leaky) [! capssetter] [! parser] ! decoder ! audioconvert ! ... ! avenc_aac ! appsink
+//	queue(leaky) [! capssetter] [! parser] ! decoder ! audioconvert ! ... ! avenc_aac [! tee] ! appsink
 //
 // AAC that reaches the worker without its channel layout is held back until
 // its first buffer shows how to decode it (aacsignal.go, aacfix.go). Audio
@@ -35,6 +35,7 @@ type audioBranch struct {
 	red     redactor
 	gate    *trackGate
 	failure *failure
+	legs    []branch // pointAudio; set before the run starts
 
 	mu sync.Mutex
 	// pending: the audio pad waits for its first buffer, which tells how to
@@ -49,8 +50,10 @@ type audioBranch struct {
 	// sealed: the tracks were announced (or are being): audio that appears
 	// or becomes decodable later is dropped.
 	sealed bool
-	sink   *gst.Element // the appsink, once built
-	track  *media.AudioTrack
+	// end is where the encoded audio ends: the appsink, or the tee in
+	// front of it and of the legs. A failed branch is ended there.
+	end   *gst.Element
+	track *media.AudioTrack
 
 	// cut is set when the branch failed (see addFirewall): the demuxer's
 	// audio buffers are dropped from then on.
@@ -151,7 +154,7 @@ func (a *audioBranch) framesOut() uint64 { return a.out.Load() }
 func (a *audioBranch) release() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.sink = nil
+	a.end = nil
 }
 
 func audioDecoder(name, caps string) (string, error) {
@@ -221,6 +224,9 @@ func (a *audioBranch) buildLocked(pad *gst.Pad, name, caps string, fix aacFixup)
 		enc,
 		appsinkSpec("", "audio/mpeg,mpegversion=4,stream-format=raw"),
 	)
+	if len(a.legs) > 0 {
+		specs = slices.Insert(specs, len(specs)-1, elemSpec{factory: "tee", name: "audio_tee"})
+	}
 	for i := range specs {
 		if specs[i].name == "" {
 			specs[i].name = fmt.Sprintf("audio_%s%d", specs[i].factory, i)
@@ -245,12 +251,20 @@ func (a *audioBranch) buildLocked(pad *gst.Pad, name, caps string, fix aacFixup)
 		return gst.PadProbeOK
 	})
 	app.SinkFromElement(elems[len(elems)-1]).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: a.onSample})
+	a.end = elems[len(elems)-1]
+	if len(a.legs) > 0 {
+		a.end = elems[len(elems)-2]
+		for _, l := range a.legs {
+			if err := attachLeg(a.graph, a.end, l, attachment{point: pointAudio, codec: name}); err != nil {
+				return err
+			}
+		}
+	}
 	syncStates(elems)
 	a.addFirewall(pad)
 	if res := pad.Link(elems[0].GetStaticPad("sink")); res != gst.PadLinkOK {
 		return fmt.Errorf("linking source audio: %s", res.String())
 	}
-	a.sink = elems[len(elems)-1]
 	a.track = &media.AudioTrack{
 		SampleRate: c.SampleRate, Channels: c.Channels, BitrateBps: c.BitrateKbps * 1000,
 		Config: AudioSpecificConfig(c.SampleRate, c.Channels),
@@ -457,7 +471,7 @@ func (a *audioBranch) onError(msg *gst.Message) bool {
 	if !a.sealed {
 		a.track, a.built = nil, false
 	}
-	sink := a.sink
+	end := a.end
 	a.mu.Unlock()
 	if !first {
 		return true
@@ -467,10 +481,10 @@ func (a *audioBranch) onError(msg *gst.Message) bool {
 	} else {
 		a.log.Warn("audio failed: continuing with video only", "element", msg.Source(), "err", text)
 	}
-	if sink != nil {
+	if end != nil {
 		// The failed branch never ends by itself: end it, so the pipeline
 		// still reports EOS when the video ends.
-		sink.GetStaticPad("sink").SendEvent(gst.NewEOSEvent())
+		end.GetStaticPad("sink").SendEvent(gst.NewEOSEvent())
 	}
 	a.gate.maybeOpen()
 	return true

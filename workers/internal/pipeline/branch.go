@@ -26,6 +26,13 @@ const (
 	// one AU per buffer, SPS/PPS before each IDR). Attached once per
 	// rendition (an RTMP push, a recorder).
 	pointEncoded
+	// pointAudio: a leg of a tee after the AAC encoder, beside the audio
+	// appsink. It gets raw AAC frames (stereo 48 kHz, the ladder's audio).
+	// Attached once per run, only when the source has audio that decodes;
+	// an audio leg's elements are not named audio_*, so their errors fail
+	// the run instead of cutting the audio off. An RTMP push takes this and
+	// pointEncoded.
+	pointAudio
 )
 
 func (a attachPoint) String() string {
@@ -36,6 +43,8 @@ func (a attachPoint) String() string {
 		return "filter"
 	case pointEncoded:
 		return "encoded"
+	case pointAudio:
+		return "audio"
 	}
 	return fmt.Sprintf("attachPoint(%d)", int(a))
 }
@@ -43,7 +52,7 @@ func (a attachPoint) String() string {
 // attachment tells a branch where it is being attached.
 type attachment struct {
 	point attachPoint
-	codec string // the source's video codec (caps name)
+	codec string // the source's codec (caps name): video, or audio for pointAudio
 	// video is the decoded source video (pointDecoded, pointEncoded; zero
 	// for pointFilter, which is built before it is known).
 	video sourceVideo
@@ -88,6 +97,8 @@ func (p *Pipeline) attach(b branch) error {
 		p.video.filters = append(p.video.filters, b)
 	case pointEncoded:
 		p.renditions.legs = append(p.renditions.legs, b)
+	case pointAudio:
+		p.audio.legs = append(p.audio.legs, b)
 	default:
 		return fmt.Errorf("branch %s: unknown attach point %s", b.name(), b.point())
 	}

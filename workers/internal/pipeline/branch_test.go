@@ -13,8 +13,9 @@ import (
 )
 
 // frameCounter is a branch that counts the buffers reaching it: at
-// pointDecoded and pointEncoded a leg ending in a fakesink, at pointFilter an
-// identity element that passes every frame on to the renditions.
+// pointDecoded, pointEncoded and pointAudio a leg ending in a fakesink, at
+// pointFilter an identity element that passes every frame on to the
+// renditions.
 type frameCounter struct {
 	at attachPoint
 
@@ -80,12 +81,12 @@ func TestBranches(t *testing.T) {
 		{Name: "a", Width: 320, Height: 180, VideoBitrateKbps: 300, FrameRate: 30, Preset: "ultrafast"},
 		{Name: "b", Width: 160, Height: 90, VideoBitrateKbps: 100, FrameRate: 15, Preset: "ultrafast"},
 	}}
-	decoded, filter, encoded := newFrameCounter(pointDecoded), newFrameCounter(pointFilter), newFrameCounter(pointEncoded)
+	decoded, filter, encoded, audio := newFrameCounter(pointDecoded), newFrameCounter(pointFilter), newFrameCounter(pointEncoded), newFrameCounter(pointAudio)
 	sink := newRecordingSink(t)
 	p, err := New(Config{StreamID: "branches", Source: fileSource(clipTiny(t)), Ladder: lad, EncoderThreads: 1,
 		SegmentDuration: time.Second, Logger: testLogger(t)})
 	require.NoError(t, err)
-	for _, b := range []branch{decoded, filter, encoded} {
+	for _, b := range []branch{decoded, filter, encoded, audio} {
 		require.NoError(t, p.attach(b))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -114,5 +115,31 @@ func TestBranches(t *testing.T) {
 	require.Equal(t, map[string]int{"a": 60, "b": 30}, counts, "the encoded legs see every access unit the sink got")
 	require.Len(t, builds, 2)
 
+	counts, builds, _ = audio.snapshot()
+	require.Positive(t, sink.audioFrames)
+	require.Equal(t, map[string]int{"": sink.audioFrames}, counts, "the audio leg sees every AAC frame the sink got")
+	require.Len(t, builds, 1)
+	require.Equal(t, "audio/mpeg", builds[0].codec)
+
 	require.ErrorIs(t, p.attach(newFrameCounter(pointDecoded)), errRan)
+}
+
+// TestAudioLegWhenTheAudioFails: when the audio branch fails (a reserved
+// channel configuration the decoder refuses), its legs are ended with it, so
+// the run still ends at the end of the stream, with video only.
+func TestAudioLegWhenTheAudioFails(t *testing.T) {
+	clip := mp4WithASC(t, "reserved-leg", [2]byte{0x11, 0xC0})
+	sink := newRecordingSink(t)
+	p, err := New(Config{Source: fileSource(clip), Ladder: builtin(t, ladder.BuiltinPassthrough), Logger: testLogger(t)})
+	require.NoError(t, err)
+	audio := newFrameCounter(pointAudio)
+	require.NoError(t, p.attach(audio))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, p.Run(ctx, sink))
+	sink.close()
+	require.Equal(t, 90, sink.count[0], "3 s of video at 30 fps")
+	require.Nil(t, sink.audio)
+	_, builds, _ := audio.snapshot()
+	require.Len(t, builds, 1, "the leg was attached to the audio branch before it failed")
 }

@@ -6,7 +6,7 @@
 // packager).
 //
 // Layout, with the CPU elements (GPU ones in brackets) and the attach points
-// of branches (see below) marked ①②③:
+// of branches (see below) marked ①②③④:
 //
 //	source ! demux ─┬─ queue ! h264parse ! avdec_h264 [nvh264dec] ② ! tee ─┬─ queue ! videorate ! caps(fps)
 //	                │                                                     │   ! videoconvertscale ! caps(I420,WxH)
@@ -14,7 +14,7 @@
 //	                │                                                     │   ! x264enc [nvh264enc] ! caps(high) ! h264parse ③ ! appsink
 //	                │                                                     ├─ ... one rendition per rung
 //	                │                                                     └─ ① queue ! leg
-//	                └─ queue ! avdec_aac ! audioconvert ! audioresample ! caps(2ch,48k) ! avenc_aac ! appsink
+//	                └─ queue ! avdec_aac ! audioconvert ! audioresample ! caps(2ch,48k) ! avenc_aac ④ ! appsink
 //
 // AAC that reaches the worker without its channel layout (a program config
 // element the edge dropped) is repaired before it is decoded (aacsignal.go,
@@ -55,7 +55,7 @@
 //
 // # Adding a branch
 //
-// New features join the pipeline as a branch (branch.go) at one of three
+// New features join the pipeline as a branch (branch.go) at one of four
 // attach points, without changes to the other parts:
 //
 //   - ① pointDecoded: a leg of the decoded video's tee, beside the
@@ -68,7 +68,11 @@
 //     with a compositor or input-selector it owns.
 //   - ③ pointEncoded: a leg of a tee after one rendition's encoder, beside
 //     its appsink: H.264 access units, once per rendition. An RTMP push
-//     (queue ! flvmux ! rtmp2sink, with the audio) or a recorder joins here.
+//     (queue ! flvmux ! rtmp2sink, with ④ for its audio) or a recorder joins
+//     here.
+//   - ④ pointAudio: a leg of a tee after the AAC encoder, beside the audio
+//     appsink: AAC frames, once per run when the source's audio decodes.
+//     When the audio branch fails, its legs are ended with it.
 //
 // A branch is a type implementing the branch interface (name, point, build)
 // in its own file. Its build creates its elements with the graph it is
@@ -82,9 +86,9 @@
 // the bus like any element's and fail the run; a branch whose failure must
 // not stop the stream cuts itself off the way audioBranch.addFirewall does.
 //
-// Pipeline.attach adds a branch before Run; the feature's Config field is
-// read in New, which attaches the branches it asks for. When no branch is
-// attached the pipeline is exactly the layout above: the tee at ③ exists
-// only when a leg asks for it. branch_test.go attaches a frame counter at
-// each point of a real run.
+// Pipeline.attach adds a branch before Run. A feature that brings a branch
+// gives Config a field for it and has New attach the branch when the field
+// is set; none does yet. When no branch is attached the pipeline is exactly
+// the layout above: the tees at ③ and ④ exist only when a leg asks for
+// them. branch_test.go attaches a frame counter at each point of a real run.
 package pipeline
