@@ -1,108 +1,317 @@
 package pipeline
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
+	"log/slog"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-gst/go-gst/gst"
+	"github.com/go-gst/go-gst/gst/app"
+
+	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/workers/internal/media"
 )
 
-// aacCheckResult says whether an audio stream can go straight to the
-// decoder or must wait for its first buffer.
-type aacCheckResult int
+// audioBranch decodes the source's first audio stream and encodes it to the
+// ladder's AAC:
+//
+//	queue(leaky) [! capssetter] [! parser] ! decoder ! audioconvert ! ... ! avenc_aac [! tee] ! appsink
+//
+// AAC that reaches the worker without its channel layout is held back until
+// its first buffer shows how to decode it (aacsignal.go, aacfix.go). Audio
+// that cannot be decoded is given up, and a failure of the branch never
+// stops the video: the run goes on without audio.
+type audioBranch struct {
+	log     *slog.Logger
+	graph   *graph
+	cfg     ladder.Audio
+	red     redactor
+	gate    *trackGate
+	failure *failure
+	legs    []branch // pointAudio; set before the run starts
 
-const (
-	aacOK       aacCheckResult = iota // decodable as announced
-	aacRawNoPCE                       // raw AAC, channelConfiguration 0 and no PCE in codec_data
-	aacADTS                           // ADTS: its headers tell (aacparse rejects channel configuration 0)
-)
+	mu sync.Mutex
+	// pending: the audio pad waits for its first buffer, which tells how to
+	// decode it.
+	pending bool
+	built   bool
+	// gone: the audio was given up (undecodable, or its branch failed): the
+	// run goes on without it.
+	gone    bool
+	failed  bool // an audio element posted an error
+	flowing bool // the first encoded audio frame came out
+	// sealed: the tracks were announced (or are being): audio that appears
+	// or becomes decodable later is dropped.
+	sealed bool
+	// end is where the encoded audio ends: the appsink, or the tee in
+	// front of it and of the legs. A failed branch is ended there.
+	end   *gst.Element
+	track *media.AudioTrack
 
-// aacFixup is how the audio branch repairs a stream's AAC signalling.
-type aacFixup struct {
-	caps     string // merged into the stream's caps by a capssetter; "" for none
-	noParser bool   // feed the decoder directly: aacparse rejects ADTS with channel configuration 0
+	// cut is set when the branch failed (see addFirewall): the demuxer's
+	// audio buffers are dropped from then on.
+	cut     atomic.Bool
+	errText atomic.Pointer[string] // that error, for the log and for ErrNoVideo
+	out     atomic.Uint64
 }
 
-var (
-	reStreamFormat = regexp.MustCompile(`stream-format=\(string\)([\w-]+)`)
-	reCodecData    = regexp.MustCompile(`codec_data=\(buffer\)([0-9a-fA-F]+)`)
-)
-
-// aacCheck inspects the caps of a new audio pad. An error means the audio
-// cannot be decoded at all.
-func aacCheck(name, caps string) (aacCheckResult, ascInfo, error) {
-	if name != "audio/mpeg" {
-		return aacOK, ascInfo{}, nil
+// attach routes an audio pad of the demuxer: the first stream is decoded
+// (or held back, or given up), the others are dropped.
+func (a *audioBranch) attach(pad *gst.Pad, name, caps string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.sealed && !a.built:
+		a.log.Warn("audio appeared after the tracks were announced without it: dropping it", "caps", name)
+		a.graph.drop(pad)
+		return
+	case a.built || a.pending || a.gone:
+		a.log.Info("ignoring an extra audio stream", "caps", name)
+		a.graph.drop(pad)
+		return
 	}
-	if v := capsInt(reMPEGVer, caps); v != 2 && v != 4 {
-		return aacOK, ascInfo{}, nil
+	check, asc, err := aacCheck(name, caps)
+	switch {
+	case err != nil:
+		a.giveUpLocked(pad, name, err)
+	case check != aacOK:
+		// Decide on the first buffer, which holds the channel elements.
+		a.pending = true
+		a.addAACProbe(pad, name, caps, check, asc)
+	default:
+		if err := a.buildLocked(pad, name, caps, aacFixup{}); err != nil {
+			a.giveUpLocked(pad, name, err)
+			return
+		}
+		a.built = true
 	}
-	format := ""
-	if m := reStreamFormat.FindStringSubmatch(caps); m != nil {
-		format = m[1]
-	}
-	switch format {
-	case "adts":
-		return aacADTS, ascInfo{}, nil
-	case "raw":
-		m := reCodecData.FindStringSubmatch(caps)
-		if m == nil {
-			return aacOK, ascInfo{}, nil
-		}
-		b, err := hex.DecodeString(m[1])
-		if err != nil {
-			return aacOK, ascInfo{}, nil
-		}
-		a, err := parseASC(b)
-		if err != nil || a.channelConfig != 0 || a.hasPCE {
-			return aacOK, a, nil // the decoder judges
-		}
-		if a.objectType != 2 || a.sbr || a.sfi >= len(aacRates) {
-			return aacOK, a, fmt.Errorf("%w: audio object type %d, sbr %t, sampling frequency index %d", errAACLayout, a.objectType, a.sbr, a.sfi)
-		}
-		return aacRawNoPCE, a, nil
-	}
-	return aacOK, ascInfo{}, nil
 }
 
-// analyseAAC works out, from the first buffer of a stream aacCheck held
-// back, how to decode it. pce, for ADTS, is the element to put in front of
-// every raw data block.
-func analyseAAC(check aacCheckResult, asc ascInfo, data []byte) (fix aacFixup, pce []byte, l aacLayout, err error) {
-	switch check {
-	case aacRawNoPCE:
-		l, err = layoutFromRawBlock(data, asc.sfi)
-		if err != nil {
-			return fix, nil, l, err
-		}
-		cfg := ascWithPCE(asc.sfi, asc.frameLength, l)
-		fix.caps = fmt.Sprintf("audio/mpeg,channels=(int)%d,codec_data=(buffer)%s", l.channels(), codecDataHex(cfg))
-		return fix, nil, l, nil
-	case aacADTS:
-		frames, err := splitADTS(data)
-		if err != nil {
-			return fix, nil, l, err
-		}
-		f := frames[0]
-		if f.channelConfig != 0 {
-			return fix, nil, l, nil // aacparse and the decoder know what to do
-		}
-		if f.objectType != 2 || f.sfi >= len(aacRates) {
-			return fix, nil, l, fmt.Errorf("%w: ADTS audio object type %d, sampling frequency index %d", errAACLayout, f.objectType, f.sfi)
-		}
-		l, err = layoutFromRawBlock(f.block, f.sfi)
-		if err != nil {
-			return fix, nil, l, err
-		}
-		fix.caps = fmt.Sprintf("audio/mpeg,channels=(int)%d,rate=(int)%d", l.channels(), aacRates[f.sfi])
-		fix.noParser = true
-		return fix, pceElement(f.sfi, l), l, nil
+// settled reports whether the tracks may be announced as far as the audio
+// is concerned: it is encoding, was given up, or is absent although every
+// stream of the source has been seen. Waiting for an encoded frame rather
+// than a built branch keeps an audio track that does not decode out of
+// Tracks.
+func (a *audioBranch) settled(allSeen bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.flowing || a.gone || (allSeen && !a.built && !a.pending)
+}
+
+// giveUpWaiting gives the audio up when it has produced nothing although
+// the video is ready (a demuxer may announce audio and never deliver it, or
+// it may not decode). gaveUp is false when the audio flows, was given up
+// already or the tracks were announced.
+func (a *audioBranch) giveUpWaiting() (built, gaveUp bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.sealed || a.flowing || a.gone {
+		return a.built, false
 	}
-	return fix, nil, l, nil
+	a.gone = true
+	if a.built {
+		a.cut.Store(true)
+	}
+	return a.built, true
+}
+
+// seal is called when the tracks are announced: it returns the audio
+// track, nil without audio.
+func (a *audioBranch) seal() *media.AudioTrack {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sealed = true
+	if a.gone {
+		a.track = nil
+	}
+	return a.track
+}
+
+// recordError notes an audio element's error (from the thread that posts
+// it) and cuts the branch off.
+func (a *audioBranch) recordError(text string) {
+	a.cut.Store(true)
+	a.errText.CompareAndSwap(nil, &text)
+}
+
+// err returns the first audio error ("" for none).
+func (a *audioBranch) err() string {
+	if t := a.errText.Load(); t != nil {
+		return *t
+	}
+	return ""
+}
+
+func (a *audioBranch) framesOut() uint64 { return a.out.Load() }
+
+func (a *audioBranch) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.end = nil
+}
+
+func audioDecoder(name, caps string) (string, error) {
+	switch name {
+	case "audio/mpeg":
+		if capsInt(reMPEGVer, caps) == 1 {
+			for _, d := range []string{"mpg123audiodec", "avdec_mp3"} {
+				if gst.Find(d) != nil {
+					return d, nil
+				}
+			}
+			break
+		}
+		return "avdec_aac", nil
+	case "audio/x-opus":
+		return "opusdec", nil
+	case "audio/x-ac3", "audio/ac3":
+		return "avdec_ac3", nil
+	case "audio/x-eac3":
+		return "avdec_eac3", nil
+	case "audio/x-raw":
+		return "identity", nil
+	}
+	return "", fmt.Errorf("unsupported audio codec %s", name)
+}
+
+// buildLocked decodes the source's audio from pad and encodes it to the
+// ladder's AAC. fix, when set, repairs the stream's AAC signalling.
+func (a *audioBranch) buildLocked(pad *gst.Pad, name, caps string, fix aacFixup) error {
+	dec, err := audioDecoder(name, caps)
+	if err != nil {
+		return err
+	}
+	c := a.cfg
+	enc := elemSpec{factory: "avenc_aac", name: "audio_enc", props: []prop{{"bitrate", strconv.Itoa(c.BitrateKbps * 1000)}}}
+	if gst.Find("avenc_aac") == nil {
+		enc = elemSpec{factory: "voaacenc", name: "audio_enc", props: []prop{{"bitrate", strconv.Itoa(c.BitrateKbps * 1000)}}}
+	}
+	// The audio appsink waits for the tracks to be announced, which needs a
+	// decoded video frame: joining a live stream a long GOP before its next
+	// keyframe, a blocking queue would fill and stall the demuxer, which
+	// feeds the video too. The queue drops its oldest audio instead.
+	specs := []elemSpec{{factory: "queue", name: "audio_queue", props: []prop{{"max-size-time", strconv.Itoa(int(2 * time.Second))},
+		{"max-size-bytes", "0"}, {"max-size-buffers", "0"}, {"leaky", "downstream"}}}}
+	if fix.caps != "" {
+		specs = append(specs, elemSpec{factory: "capssetter", name: "audio_fix",
+			props: []prop{{"join", "true"}, {"replace", "false"}, {"caps", fix.caps}}})
+	}
+	switch dec {
+	case "avdec_aac":
+		if !fix.noParser {
+			specs = append(specs, spec("aacparse"))
+		}
+	case "mpg123audiodec", "avdec_mp3":
+		specs = append(specs, spec("mpegaudioparse"))
+	}
+	decIdx, posIdx := len(specs), len(specs)+3
+	specs = append(specs,
+		elemSpec{factory: dec, name: "audio_dec"},
+		// Interleave first, so capssetter below never sees audio meta.
+		spec("audioconvert"),
+		capsSpec("audio/x-raw,layout=interleaved"),
+		spec("capssetter", prop{"join", "true"}, prop{"replace", "false"}, prop{"caps", "audio/x-raw"}),
+		spec("audioconvert"),
+		spec("audioresample"),
+		capsSpec(fmt.Sprintf("audio/x-raw,channels=%d,rate=%d", c.Channels, c.SampleRate)),
+		enc,
+		appsinkSpec("", "audio/mpeg,mpegversion=4,stream-format=raw"),
+	)
+	if len(a.legs) > 0 {
+		specs = slices.Insert(specs, len(specs)-1, elemSpec{factory: "tee", name: "audio_tee"})
+	}
+	for i := range specs {
+		if specs[i].name == "" {
+			specs[i].name = fmt.Sprintf("audio_%s%d", specs[i].factory, i)
+		}
+	}
+	elems, err := a.graph.chain(specs)
+	if err != nil {
+		return err
+	}
+	setter := elems[posIdx]
+	elems[decIdx].GetStaticPad("src").AddProbe(gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		ev := info.GetEvent()
+		if ev == nil || ev.Type() != gst.EventTypeCaps {
+			return gst.PadProbeOK
+		}
+		if caps := ev.ParseCaps(); caps != nil {
+			if mask, ok := unpositionedMask(caps.String()); ok {
+				a.log.Info("decoded audio has no channel positions: assuming the default layout", "channel_mask", fmt.Sprintf("0x%x", mask))
+				setter.SetArg("caps", fmt.Sprintf("audio/x-raw,channel-mask=(bitmask)0x%x", mask))
+			}
+		}
+		return gst.PadProbeOK
+	})
+	app.SinkFromElement(elems[len(elems)-1]).SetCallbacks(&app.SinkCallbacks{NewSampleFunc: a.onSample})
+	a.end = elems[len(elems)-1]
+	if len(a.legs) > 0 {
+		a.end = elems[len(elems)-2]
+		for _, l := range a.legs {
+			if err := attachLeg(a.graph, a.end, l, attachment{point: pointAudio, codec: name}); err != nil {
+				return err
+			}
+		}
+	}
+	syncStates(elems)
+	a.addFirewall(pad)
+	if res := pad.Link(elems[0].GetStaticPad("sink")); res != gst.PadLinkOK {
+		return fmt.Errorf("linking source audio: %s", res.String())
+	}
+	a.track = &media.AudioTrack{
+		SampleRate: c.SampleRate, Channels: c.Channels, BitrateBps: c.BitrateKbps * 1000,
+		Config: AudioSpecificConfig(c.SampleRate, c.Channels),
+	}
+	return nil
+}
+
+// AudioSpecificConfig is the MPEG-4 AudioSpecificConfig of AAC-LC at rate Hz
+// with channels channels (1–7), as both AAC encoders emit it.
+func AudioSpecificConfig(rate, channels int) []byte {
+	rates := []int{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+	idx := slices.Index(rates, rate)
+	if idx < 0 {
+		idx = 3
+	}
+	const aacLC = 2
+	v := uint16(aacLC)<<11 | uint16(idx)<<7 | uint16(channels&0xf)<<3
+	return []byte{byte(v >> 8), byte(v)}
+}
+
+func (a *audioBranch) onSample(s *app.Sink) gst.FlowReturn {
+	pts, _, dur, _, data, ok := pull(s)
+	if !ok {
+		return gst.FlowEOS
+	}
+	a.mu.Lock()
+	first := !a.flowing
+	a.flowing = true
+	a.mu.Unlock()
+	if first {
+		a.gate.maybeOpen()
+	}
+	if !a.gate.wait() {
+		return gst.FlowFlushing
+	}
+	a.mu.Lock()
+	announced := a.track != nil
+	a.mu.Unlock()
+	if !announced { // given up before Tracks
+		return gst.FlowOK
+	}
+	a.out.Add(1)
+	if err := a.gate.sink.WriteAudio(media.AudioFrame{PTS: pts, Duration: dur, Data: data}); err != nil {
+		a.failure.fail(fmt.Errorf("%w: writing audio: %w", ErrSink, err))
+		return gst.FlowError
+	}
+	return gst.FlowOK
 }
 
 // aacProbeBuffers is how many buffers of a held-back AAC stream may fail to
@@ -118,7 +327,7 @@ const aacProbeBuffers = 5
 // The branch is linked from within the probe; GStreamer sends the pad's
 // sticky events (stream-start, caps through the capssetter, segment) to the
 // new peer before the next buffer.
-func (p *Pipeline) addAACProbe(pad *gst.Pad, name, caps string, check aacCheckResult, asc ascInfo) {
+func (a *audioBranch) addAACProbe(pad *gst.Pad, name, caps string, check aacCheckResult, asc ascInfo) {
 	var (
 		decided bool
 		tries   int
@@ -134,39 +343,39 @@ func (p *Pipeline) addAACProbe(pad *gst.Pad, name, caps string, check aacCheckRe
 			if pce == nil {
 				return gst.PadProbeOK
 			}
-			return p.insertPCE(buf, pce, &warned)
+			return a.insertPCE(buf, pce, &warned)
 		}
 		fix, framePCE, layout, err := analyseAAC(check, asc, buf.Bytes())
 		if err != nil && !errors.Is(err, errAACLayout) && tries < aacProbeBuffers-1 {
 			tries++
-			p.log.Debug("AAC frame not understood: trying the next one", "err", err)
+			a.log.Debug("AAC frame not understood: trying the next one", "err", err)
 			return gst.PadProbeDrop
 		}
 		decided = true
-		p.mu.Lock()
-		p.audioPending = false
+		a.mu.Lock()
+		a.pending = false
 		switch {
-		case p.closed:
-		case p.gateOpen:
-			p.log.Warn("audio decodable only after the tracks were announced without it: dropping it", "caps", name)
-			p.audioGone = true
-			p.dropLocked(pad)
+		case a.graph.isClosed():
+		case a.sealed:
+			a.log.Warn("audio decodable only after the tracks were announced without it: dropping it", "caps", name)
+			a.gone = true
+			a.graph.drop(pad)
 		case err != nil:
-			p.giveUpAudioLocked(pad, name, err)
+			a.giveUpLocked(pad, name, err)
 		default:
-			if berr := p.buildAudioLocked(pad, name, caps, fix); berr != nil {
-				p.giveUpAudioLocked(pad, name, berr)
+			if berr := a.buildLocked(pad, name, caps, fix); berr != nil {
+				a.giveUpLocked(pad, name, berr)
 				break
 			}
-			p.audioBuilt = true
+			a.built = true
 			pce = framePCE
 			if fix.caps != "" {
-				p.log.Info("AAC without its channel layout: recovered it from the bitstream",
+				a.log.Info("AAC without its channel layout: recovered it from the bitstream",
 					"channels", layout.channels(), "elements", layout.String())
 			}
 		}
-		p.mu.Unlock()
-		p.maybeOpenGate()
+		a.mu.Unlock()
+		a.gate.maybeOpen()
 		// This buffer is dropped: the probes added while it is pushed (the
 		// firewall) would see it before the pad's sticky events reach the new
 		// branch. One frame of audio is lost.
@@ -183,7 +392,7 @@ func removeProbe(pad *gst.Pad, info *gst.PadProbeInfo) { pad.RemoveProbe(uint64(
 // insertPCE rewrites an ADTS buffer in place so that every raw data block
 // starts with pce. A buffer that cannot be rewritten is dropped: the
 // decoder could not decode it either.
-func (p *Pipeline) insertPCE(buf *gst.Buffer, pce []byte, warned *bool) gst.PadProbeReturn {
+func (a *audioBranch) insertPCE(buf *gst.Buffer, pce []byte, warned *bool) gst.PadProbeReturn {
 	out, changed, err := adtsAddPCE(buf.Bytes(), pce)
 	switch {
 	case err == nil && !changed:
@@ -194,7 +403,7 @@ func (p *Pipeline) insertPCE(buf *gst.Buffer, pce []byte, warned *bool) gst.PadP
 	if err != nil {
 		if !*warned {
 			*warned = true
-			p.log.Warn("dropping AAC frames that cannot be given their channel layout", "err", err)
+			a.log.Warn("dropping AAC frames that cannot be given their channel layout", "err", err)
 		}
 		return gst.PadProbeDrop
 	}
@@ -208,24 +417,24 @@ func (p *Pipeline) insertPCE(buf *gst.Buffer, pce []byte, warned *bool) gst.PadP
 	return gst.PadProbeOK
 }
 
-// giveUpAudioLocked drops the audio stream of pad: the run goes on with
-// video only, and the tracks are announced without audio.
-func (p *Pipeline) giveUpAudioLocked(pad *gst.Pad, name string, err error) {
-	p.log.Warn("continuing without audio", "caps", name, "err", err)
-	p.audioGone = true
-	p.dropLocked(pad)
+// giveUpLocked drops the audio stream of pad: the run goes on with video
+// only, and the tracks are announced without audio.
+func (a *audioBranch) giveUpLocked(pad *gst.Pad, name string, err error) {
+	a.log.Warn("continuing without audio", "caps", name, "err", err)
+	a.gone = true
+	a.graph.drop(pad)
 }
 
-// addAudioFirewall keeps a failure of the audio branch from reaching the
+// addFirewall keeps a failure of the audio branch from reaching the
 // demuxer, which feeds the video from the same thread: a flow error returned
 // by its audio pad (not-negotiated when the decoder refuses the stream)
 // would stop the whole run. The probe hands each buffer to the branch
 // itself and answers OK to the demuxer whatever the branch returned; on a
 // fatal return it cuts the audio off. Sticky events (caps, segment) still
 // go the normal way, before the buffer probes run.
-func (p *Pipeline) addAudioFirewall(pad *gst.Pad) {
+func (a *audioBranch) addFirewall(pad *gst.Pad) {
 	pad.AddProbe(gst.PadProbeTypeBuffer, func(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
-		if p.audioCut.Load() {
+		if a.cut.Load() {
 			return gst.PadProbeDrop
 		}
 		buf := info.GetBuffer()
@@ -234,8 +443,8 @@ func (p *Pipeline) addAudioFirewall(pad *gst.Pad) {
 			return gst.PadProbeOK
 		}
 		if ret := peer.Chain(buf); ret <= gst.FlowNotNegotiated {
-			if !p.audioCut.Swap(true) {
-				p.log.Debug("audio branch refused a buffer: cutting the audio off", "flow", ret.String())
+			if !a.cut.Swap(true) {
+				a.log.Debug("audio branch refused a buffer: cutting the audio off", "flow", ret.String())
 			}
 		}
 		return gst.PadProbeDrop // the buffer went to the branch already
@@ -243,66 +452,40 @@ func (p *Pipeline) addAudioFirewall(pad *gst.Pad) {
 }
 
 // isAudioElement reports whether an element (by name) belongs to the audio
-// branch: buildAudioLocked names them all audio_*.
+// branch: buildLocked names them all audio_*.
 func isAudioElement(name string) bool { return strings.HasPrefix(name, "audio_") }
 
-// onAudioError handles an error message of an audio element: the audio is
-// cut off (the bus sync handler already stopped feeding it) and the run goes
-// on with video only. It reports whether msg was such an error.
-func (p *Pipeline) onAudioError(msg *gst.Message) bool {
+// onError handles an error message of an audio element: the audio is cut
+// off (the bus sync handler already stopped feeding it) and the run goes on
+// with video only. It reports whether msg was such an error.
+func (a *audioBranch) onError(msg *gst.Message) bool {
 	if !isAudioElement(msg.Source()) {
 		return false
 	}
-	p.audioCut.Store(true) // normally set by the bus sync handler already
-	text := p.redact(msg.ParseError().Error())
-	p.mu.Lock()
-	first := !p.audioFailed
-	p.audioFailed, p.audioGone = true, true
-	announced := p.gateOpen && p.audioTrack != nil
-	if !p.gateOpen {
-		p.audioTrack, p.audioBuilt = nil, false
+	a.cut.Store(true) // normally set by the bus sync handler already
+	text := a.red.redact(msg.ParseError().Error())
+	a.mu.Lock()
+	first := !a.failed
+	a.failed, a.gone = true, true
+	announced := a.sealed && a.track != nil
+	if !a.sealed {
+		a.track, a.built = nil, false
 	}
-	sink := p.audioSink
-	p.mu.Unlock()
+	end := a.end
+	a.mu.Unlock()
 	if !first {
 		return true
 	}
 	if announced {
-		p.log.Warn("audio failed: continuing with video only; the audio track gets no more frames", "element", msg.Source(), "err", text)
+		a.log.Warn("audio failed: continuing with video only; the audio track gets no more frames", "element", msg.Source(), "err", text)
 	} else {
-		p.log.Warn("audio failed: continuing with video only", "element", msg.Source(), "err", text)
+		a.log.Warn("audio failed: continuing with video only", "element", msg.Source(), "err", text)
 	}
-	if sink != nil {
+	if end != nil {
 		// The failed branch never ends by itself: end it, so the pipeline
 		// still reports EOS when the video ends.
-		sink.GetStaticPad("sink").SendEvent(gst.NewEOSEvent())
+		end.GetStaticPad("sink").SendEvent(gst.NewEOSEvent())
 	}
-	p.maybeOpenGate()
+	a.gate.maybeOpen()
 	return true
-}
-
-// String lists the layout's elements, e.g. "front SCE0 CPE0, back CPE1 SCE1".
-func (l aacLayout) String() string {
-	var parts []string
-	for _, g := range []struct {
-		name  string
-		elems []aacElem
-	}{{"front", l.front}, {"side", l.side}, {"back", l.back}} {
-		if len(g.elems) == 0 {
-			continue
-		}
-		var es []string
-		for _, e := range g.elems {
-			kind := "SCE"
-			if e.cpe {
-				kind = "CPE"
-			}
-			es = append(es, fmt.Sprintf("%s%d", kind, e.tag))
-		}
-		parts = append(parts, g.name+" "+strings.Join(es, " "))
-	}
-	for _, tag := range l.lfe {
-		parts = append(parts, fmt.Sprintf("LFE%d", tag))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/dionysia/dionysia/workers/internal/media"
 )
@@ -29,9 +30,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
+	// A goroutine left behind by a run (an appsink callback, a probe, the
+	// supervision loop) fails the package. No exception is needed:
+	// GStreamer's and GLib's threads are C threads, invisible to goleak, and
+	// go-gst starts no long-lived goroutine.
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(d)
+		os.Exit(code)
+	}))
 }
 
 // repoRoot is the directory holding go.work.

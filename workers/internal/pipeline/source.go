@@ -2,8 +2,16 @@ package pipeline
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-gst/go-glib/glib"
+	"github.com/go-gst/go-gst/gst"
 
 	"github.com/dionysia/dionysia/pkg/job"
 )
@@ -74,4 +82,250 @@ func AuthURL(src job.Source) (string, error) {
 	default:
 		return "", fmt.Errorf("source url %s: %w %q (want rtmp, srt or file)", src, ErrUnsupportedScheme, u.Scheme)
 	}
+}
+
+// redactor removes the authenticated URL and the credential from texts
+// (GStreamer error messages quote the URL they were given).
+type redactor struct {
+	url string // authenticated
+	src job.Source
+}
+
+func (r redactor) redact(s string) string {
+	s = strings.ReplaceAll(s, r.url, r.src.String())
+	if raw := r.src.URL; raw != "" {
+		s = strings.ReplaceAll(s, raw, r.src.String())
+	}
+	if pw := r.src.Password; pw != "" {
+		s = strings.ReplaceAll(s, pw, "<redacted>")
+	}
+	return s
+}
+
+// source is the head of the pipeline: the element that reads the stream
+// (rtmp2src, srtsrc, filesrc) and its demuxer, whose pads it routes: the
+// first H.264/H.265 stream to the video decode, the first audio stream to
+// the audio branch, everything else to a fakesink. It knows when every
+// stream of the source has been seen, and fails a source without usable
+// video.
+type source struct {
+	log        *slog.Logger
+	graph      *graph
+	url        string // authenticated: never log
+	src        job.Source
+	srtLatency time.Duration
+	video      *videoDecode
+	audio      *audioBranch
+	gate       *trackGate
+	failure    *failure
+
+	mu          sync.Mutex
+	demux       *gst.Element
+	signals     []glib.SignalHandle
+	exposeAll   bool // the demuxer exposes every stream before data flows (parsebin)
+	noMorePads  bool
+	unsupported string // caps of a video stream no decoder handles
+}
+
+// build creates the source element and its demuxer.
+func (s *source) build() error {
+	src, demuxer, err := s.makeElement()
+	if err != nil {
+		return err
+	}
+	demux, err := s.graph.make(demuxer, "demux")
+	if err != nil {
+		return err
+	}
+	if err := src.Link(demux); err != nil {
+		return fmt.Errorf("linking source to %s: %w", demuxer, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exposeAll = demuxer == "parsebin"
+	s.demux = demux
+	h1, err := demux.Connect("pad-added", func(_ *gst.Element, pad *gst.Pad) { s.onPadAdded(pad) })
+	if err != nil {
+		return fmt.Errorf("connecting pad-added: %w", err)
+	}
+	h2, err := demux.Connect("no-more-pads", func(_ *gst.Element) { s.onNoMorePads() })
+	if err != nil {
+		return fmt.Errorf("connecting no-more-pads: %w", err)
+	}
+	s.signals = []glib.SignalHandle{h1, h2}
+	return nil
+}
+
+// release disconnects the demuxer's signals and drops the references.
+func (s *source) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.demux != nil {
+		for _, h := range s.signals {
+			s.demux.HandlerDisconnect(h)
+		}
+	}
+	s.demux, s.signals = nil, nil
+}
+
+// makeElement creates the source element and names the demuxer to put
+// after it: flvdemux for RTMP and tsdemux for SRT, which emit no-more-pads
+// once every stream is known; parsebin for files, which finds the container.
+func (s *source) makeElement() (*gst.Element, string, error) {
+	u, err := url.Parse(s.url)
+	if err != nil {
+		return nil, "", fmt.Errorf("parsing source url %s: %w", s.src, err)
+	}
+	switch u.Scheme {
+	case "rtmp", "rtmps":
+		// Set the parts rather than "location" so the query (the mediamtx
+		// credential) stays on the stream name.
+		path := strings.Trim(u.Path, "/")
+		i := strings.LastIndex(path, "/")
+		app, stream := "", path
+		if i >= 0 {
+			app, stream = path[:i], path[i+1:]
+		}
+		if u.RawQuery != "" {
+			stream += "?" + u.RawQuery
+		}
+		port := u.Port()
+		if port == "" {
+			port = "1935"
+		}
+		e, err := s.graph.make("rtmp2src", "source",
+			prop{"scheme", u.Scheme}, prop{"host", u.Hostname()}, prop{"port", port},
+			prop{"application", app}, prop{"stream", stream}, prop{"timeout", "5"})
+		return e, "flvdemux", err
+	case "srt":
+		q := u.Query()
+		sid := q.Get("streamid")
+		q.Del("streamid")
+		u.RawQuery = q.Encode()
+		e, err := s.graph.make("srtsrc", "source",
+			prop{"uri", u.String()}, prop{"streamid", sid}, prop{"mode", "caller"},
+			prop{"latency", strconv.Itoa(int(s.srtLatency / time.Millisecond))},
+			prop{"auto-reconnect", "false"}, prop{"wait-for-connection", "false"})
+		return e, "tsdemux", err
+	case "file":
+		e, err := s.graph.make("filesrc", "source", prop{"location", u.Path})
+		return e, "parsebin", err
+	default:
+		return nil, "", fmt.Errorf("%w %q", ErrUnsupportedScheme, u.Scheme)
+	}
+}
+
+func (s *source) onPadAdded(pad *gst.Pad) {
+	caps := pad.GetCurrentCaps()
+	if caps == nil {
+		caps = pad.QueryCaps(nil)
+	}
+	if caps == nil || caps.GetSize() == 0 {
+		s.graph.drop(pad)
+		return
+	}
+	name := caps.GetStructureAt(0).Name()
+	capsStr := caps.String()
+	s.mu.Lock()
+	exposeAll := s.exposeAll
+	s.mu.Unlock()
+	// parsebin exposes all of a source's streams at once, then lets data
+	// flow, and (unlike flvdemux and tsdemux) emits no no-more-pads: the
+	// first buffer or EOS on any exposed pad means every stream is known.
+	if exposeAll {
+		s.addExposedProbe(pad)
+	}
+	if s.graph.isClosed() {
+		return
+	}
+	var err error
+	switch {
+	case name == "video/x-h264" || name == "video/x-h265":
+		err = s.video.attach(pad, name)
+	case strings.HasPrefix(name, "video/") || strings.HasPrefix(name, "image/"):
+		s.log.Warn("unsupported video stream", "caps", name)
+		s.mu.Lock()
+		if s.unsupported == "" {
+			s.unsupported = name
+		}
+		s.mu.Unlock()
+		s.graph.drop(pad)
+	case strings.HasPrefix(name, "audio/"):
+		s.audio.attach(pad, name, capsStr)
+	default:
+		s.graph.drop(pad)
+	}
+	if err != nil {
+		s.failure.fail(err)
+		return
+	}
+	s.gate.maybeOpen()
+}
+
+func (s *source) addExposedProbe(pad *gst.Pad) {
+	pad.AddProbe(gst.PadProbeTypeBuffer|gst.PadProbeTypeEventDownstream, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		if info.Type()&gst.PadProbeTypeBuffer == 0 {
+			if ev := info.GetEvent(); ev == nil || ev.Type() != gst.EventTypeEOS {
+				return gst.PadProbeOK
+			}
+		}
+		s.onNoMorePads()
+		return gst.PadProbeRemove
+	})
+}
+
+// allSeen reports whether every stream of the source is known.
+func (s *source) allSeen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noMorePads
+}
+
+// unsupportedVideo returns the caps of a video stream no decoder handles
+// ("" for none).
+func (s *source) unsupportedVideo() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsupported
+}
+
+// onNoMorePads runs once every stream of the source is known: it opens the
+// gate or fails a source without usable video.
+func (s *source) onNoMorePads() {
+	s.mu.Lock()
+	if s.noMorePads {
+		s.mu.Unlock()
+		return
+	}
+	s.noMorePads = true
+	unsupported := s.unsupported
+	s.mu.Unlock()
+	switch {
+	case s.video.isBuilt():
+		s.gate.maybeOpen()
+	case unsupported != "":
+		s.failure.fail(fmt.Errorf("%w %s (H.264 and H.265 are supported)", ErrUnsupportedCodec, unsupported))
+	case s.audio.err() != "":
+		// The audio failed before any video was seen: that is the news, not
+		// the missing video.
+		s.failure.fail(fmt.Errorf("%w: audio: %s", ErrBadStream, s.audio.err()))
+	default:
+		s.failure.fail(ErrNoVideo)
+	}
+}
+
+var (
+	reFramerate = regexp.MustCompile(`framerate=\(fraction\)(\d+)/(\d+)`)
+	reWidth     = regexp.MustCompile(`width=\(int\)(\d+)`)
+	reHeight    = regexp.MustCompile(`height=\(int\)(\d+)`)
+	reMPEGVer   = regexp.MustCompile(`mpegversion=\(int\)(\d+)`)
+)
+
+func capsInt(re *regexp.Regexp, caps string) int {
+	m := re.FindStringSubmatch(caps)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,53 @@ type Stats struct {
 	Renditions     []RenditionStats
 	AudioFramesOut uint64
 	Skipped        []string // renditions not encoded, with the reason
+}
+
+// runStats is what the run as a whole counts: when the last encoded video
+// frame came out (the supervision loop's stall detection) and, once the run
+// is over, its final snapshot. The per-rendition counters live in each
+// renditionBranch, the audio's in the audioBranch.
+type runStats struct {
+	lastOut atomic.Int64 // wall time (UnixNano) of the last video AU, 0: none yet
+
+	mu    sync.Mutex
+	final *Stats
+}
+
+func (s *runStats) videoOut(now time.Time) { s.lastOut.Store(now.UnixNano()) }
+
+// lastVideo returns when the last video AU came out (zero: none yet).
+func (s *runStats) lastVideo() time.Time {
+	if n := s.lastOut.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+func (s *runStats) finish(st Stats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.final = &st
+}
+
+func (s *runStats) finished() (Stats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.final == nil {
+		return Stats{}, false
+	}
+	return *s.final, true
+}
+
+// Stats returns a snapshot of the pipeline's counters. After Run returned it
+// returns the final values.
+func (p *Pipeline) Stats() Stats {
+	if st, ok := p.stats.finished(); ok {
+		return st
+	}
+	st := Stats{StreamID: p.cfg.StreamID, AudioFramesOut: p.audio.framesOut()}
+	st.Renditions, st.Skipped = p.renditions.snapshot(time.Now())
+	return st
 }
 
 // rate measures events per second over a sliding one-second window.
