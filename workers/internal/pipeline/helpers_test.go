@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,6 +202,17 @@ func (s *recordingSink) WriteAudio(f media.AudioFrame) error {
 	return err
 }
 
+// frames is how many access units track has received so far (0 before the
+// tracks are known).
+func (s *recordingSink) frames(track int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if track >= len(s.count) {
+		return 0
+	}
+	return s.count[track]
+}
+
 func (s *recordingSink) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -315,7 +327,7 @@ func checkKeyframesAligned(t *testing.T, s *recordingSink) {
 }
 
 // edge is a running mediamtx: its RTMP (TCP) and SRT (UDP) addresses.
-type edge struct{ rtmp, srt string }
+type edge struct{ rtmp, srt, api string }
 
 func (e edge) rtmpURL(path string) string { return "rtmp://" + e.rtmp + "/" + path }
 
@@ -356,10 +368,12 @@ func startMediaMTX(t *testing.T) edge {
 	e := edge{
 		rtmp: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
 		srt:  fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp")),
+		api:  fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
 	}
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`logLevel: warn
-api: false
+api: true
+apiAddress: %s
 metrics: false
 pprof: false
 playback: false
@@ -378,6 +392,7 @@ authInternalUsers:
   ips: []
   permissions:
   - action: publish
+  - action: api
 - user: reader
   pass: secret
   ips: []
@@ -385,7 +400,7 @@ authInternalUsers:
   - action: read
 paths:
   all_others:
-`, e.rtmp, e.srt)
+`, e.api, e.rtmp, e.srt)
 	cfg := filepath.Join(dir, "mediamtx.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte(conf), 0o600))
 	cmd := exec.Command(bin, cfg)
@@ -436,7 +451,26 @@ func publishN(t *testing.T, e edge, file, path string, loops int) {
 			t.Logf("ffmpeg publisher log:\n%s", logs.String())
 		}
 	})
-	time.Sleep(2500 * time.Millisecond) // mediamtx: path ready ~2 s after publish starts
+	// mediamtx makes a path readable ~2 s after the publish starts (longer on
+	// a loaded machine): wait until its API says so.
+	require.Eventually(t, func() bool { return e.ready(path) }, time.Minute, 100*time.Millisecond,
+		"path %s not ready on mediamtx (the publisher's log is printed at cleanup)", path)
+}
+
+// apiClient keeps no idle connection (and so no goroutine goleak would see).
+var apiClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// ready reports whether mediamtx has a ready (readable) path.
+func (e edge) ready(path string) bool {
+	res, err := apiClient.Get("http://" + e.api + "/v3/paths/get/" + path)
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	var p struct {
+		Ready bool `json:"ready"`
+	}
+	return res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&p) == nil && p.Ready
 }
 
 func renditionNames(s *recordingSink) []string {
