@@ -371,6 +371,49 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.NotContains(t, b.logs.String(), tr.Source.Password)
 }
 
+// The playback policy's source of truth is the database; its live view, which
+// routers and origins read, is in Redis: written with the assignment, updated
+// by PATCH at once, and repaired by the dispatcher when they differ.
+func TestPolicyChangeReachesLivePlayback(t *testing.T) {
+	t.Parallel()
+	b := setupIngest(t)
+	ctx := context.Background()
+	s := b.createStream(map[string]any{"name": "policy"})
+	idle := b.createStream(map[string]any{"name": "idle"})
+	b.ready("edge-p", s, "src-1")
+	policy := func(id uuid.UUID) string {
+		st, err := b.owners.State(ctx, id.String())
+		require.NoError(t, err)
+		return st.Policy
+	}
+	require.Equal(t, playback.PolicyPublic, policy(s.ID))
+
+	patch := func(id uuid.UUID, p string) {
+		t.Helper()
+		r := b.do(http.MethodPatch, "/api/v1/streams/"+id.String(), b.adminKey, map[string]any{"playback_policy": p})
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+	}
+	patch(s.ID, playback.PolicySigned)
+	require.Equal(t, playback.PolicySigned, policy(s.ID), "applied to the live view by the PATCH itself")
+	patch(s.ID, playback.PolicyPublic)
+	require.Equal(t, playback.PolicyPublic, policy(s.ID))
+	patch(idle.ID, playback.PolicySigned)
+	n, err := b.rdb.Exists(ctx, b.owners.PolicyKey(idle.ID.String())).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "a stream that is not live leaves nothing in Redis")
+
+	// Drift (a lost write, a lost key) is repaired from the database.
+	patch(s.ID, playback.PolicySigned)
+	require.NoError(t, b.rdb.Set(ctx, b.owners.PolicyKey(s.ID.String()), playback.PolicyPublic, 0).Err())
+	dctx, dcancel := context.WithCancel(ctx)
+	ddone := make(chan struct{})
+	go func() { defer close(ddone); b.srv.RunBackground(dctx) }()
+	t.Cleanup(func() { dcancel(); <-ddone })
+	require.Eventually(t, func() bool { return policy(s.ID) == playback.PolicySigned }, 20*time.Second, 50*time.Millisecond)
+	require.NoError(t, b.rdb.Del(ctx, b.owners.PolicyKey(s.ID.String())).Err())
+	require.Eventually(t, func() bool { return policy(s.ID) == playback.PolicySigned }, 20*time.Second, 50*time.Millisecond)
+}
+
 func TestAutoHardwarePicksAFreeGPU(t *testing.T) {
 	t.Parallel()
 	b := setupIngest(t)

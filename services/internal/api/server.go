@@ -68,6 +68,7 @@ type Server struct {
 	ingest *ingest.Service // nil without an edge secret
 	disp   *dispatch.Dispatcher
 	fleet  *fleet.Registry
+	owners *ownership.Store // the live view routers and origins read (playback policy)
 	signer *playback.Signer // nil without playback keys
 }
 
@@ -122,6 +123,7 @@ func (s *Server) wireIngest(d Deps) error {
 	}
 	s.fleet = fleet.New(d.Redis, fleet.Config{Prefix: prefix, Logger: s.log})
 	owners := ownership.New(d.Redis, ownership.Config{Prefix: prefix, Logger: s.log})
+	s.owners = owners
 	disp, err := dispatch.New(d.Redis, s.fleet, owners, ingest.Transcodes{Store: d.Store, EdgeSecret: s.cfg.EdgeSecret},
 		dispatch.Config{Dispatch: s.cfg.Dispatch, Prefix: prefix, Logger: s.log, Registerer: d.Registry})
 	if err != nil {

@@ -42,16 +42,17 @@ func (t Transcodes) Transcode(ctx context.Context, sessionID uuid.UUID) (job.Tra
 	return out, err == nil, err
 }
 
-// Wanted lists the open, not failed sessions.
+// Wanted lists the open, not failed sessions with their stream's playback
+// policy.
 func (t Transcodes) Wanted(ctx context.Context) ([]dispatch.Want, error) {
-	open, err := t.Store.OpenSessions(ctx)
+	open, err := t.Store.OpenSessionPolicies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]dispatch.Want, 0, len(open))
 	for _, s := range open {
 		if s.Status != store.SessionFailed {
-			out = append(out, dispatch.Want{StreamID: s.StreamID, SessionID: s.ID})
+			out = append(out, dispatch.Want{StreamID: s.StreamID, SessionID: s.SessionID, Policy: s.PlaybackPolicy})
 		}
 	}
 	return out, nil

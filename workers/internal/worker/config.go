@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/spf13/pflag"
 )
 
@@ -28,6 +29,10 @@ type Config struct {
 
 	APIURL string // control plane, for session events; default http://127.0.0.1:8080
 	Secret string // DIONYSIA_WORKER_SECRET shared with the API; required, never logged
+	// PlaybackKeys are DIONYSIA_PLAYBACK_KEYS (environment only, never
+	// logged): the origin verifies the tokens of signed streams with them.
+	// Without them every signed stream is refused (403).
+	PlaybackKeys string
 
 	Class         string // "auto" (probe), "cpu" (never use a GPU); default auto
 	Capacity      int    // concurrent live transcodes; default: cores/2 (min 1) on CPU, NVENC sessions/rungs on GPU
@@ -67,8 +72,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Retention, "retention", envDuration("DIONYSIA_WORKER_RETENTION"), "how long files stay after a session ends (DIONYSIA_WORKER_RETENTION; default 60s)")
 	fs.DurationVar(&c.SourceGrace, "source-grace", envDuration("DIONYSIA_WORKER_SOURCE_GRACE"), "how long an ended source may come back before the session is finished; keep it above the API's reconnect grace (DIONYSIA_WORKER_SOURCE_GRACE; default 12s)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("DIONYSIA_WORKER_SHUTDOWN_TIMEOUT"), "graceful stop budget (DIONYSIA_WORKER_SHUTDOWN_TIMEOUT; default 10s)")
-	// The secret comes from the environment only, so it never shows in ps.
+	// The secrets come from the environment only, so they never show in ps.
 	c.Secret = os.Getenv("DIONYSIA_WORKER_SECRET")
+	c.PlaybackKeys = os.Getenv("DIONYSIA_PLAYBACK_KEYS")
 }
 
 // WithDefaults fills zero fields.
@@ -97,6 +103,11 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Secret == "" {
 		errs = append(errs, errors.New("DIONYSIA_WORKER_SECRET is required (the secret shared with the API)"))
+	}
+	if c.PlaybackKeys != "" {
+		if _, err := playback.ParseKeys(c.PlaybackKeys); err != nil {
+			errs = append(errs, fmt.Errorf("DIONYSIA_PLAYBACK_KEYS: %w", err))
+		}
 	}
 	if c.Class != "auto" && c.Class != "cpu" {
 		errs = append(errs, fmt.Errorf("class must be auto or cpu, got %q", c.Class))

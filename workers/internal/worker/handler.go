@@ -146,7 +146,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	}
 
 	hold, err := h.Ownership.Hold(ctx, t.StreamID.String(), t.SessionID.String(), ownership.Holder{
-		WorkerID: h.WorkerID, OriginURL: h.OriginURL, Policy: t.PlaybackPolicy,
+		WorkerID: h.WorkerID, OriginURL: h.OriginURL,
 	})
 	if held := (*ownership.HeldError)(nil); errors.As(err, &held) {
 		// Another worker produces this stream (a redelivered task after a
