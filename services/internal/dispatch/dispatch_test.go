@@ -176,7 +176,7 @@ func TestWatchdogRedispatchesWhenTheOwnerIsGone(t *testing.T) {
 	got, err := job.Unmarshal(info.Payload)
 	require.NoError(t, err)
 	require.Equal(t, tr.SessionID, got.SessionID)
-	require.Equal(t, tr.Source, got.Source)
+	require.Equal(t, tr.Ladder, got.Ladder, "the snapshot the session started with")
 
 	// Nobody takes the new task and it stays queued: no pile-up.
 	time.Sleep(1200 * time.Millisecond)

@@ -86,6 +86,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
 		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Prefix},
 		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
+		Source:      (&Sources{APIURL: cfg.APIURL, Secret: cfg.Secret}).Fetch,
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
@@ -211,10 +212,10 @@ func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, r
 // PipelineRunner returns the RunFunc that runs the GStreamer pipeline with the
 // probed backend, marking failures a restart cannot fix as ErrPermanent.
 func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, log *slog.Logger) RunFunc {
-	return func(ctx context.Context, t job.Transcode, sink media.Sink) error {
+	return func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error {
 		err := pipeline.Run(ctx, pipeline.Config{
 			StreamID:        t.StreamID.String(),
-			Source:          t.Source,
+			Source:          src,
 			Ladder:          t.Ladder,
 			Backend:         backend,
 			SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
