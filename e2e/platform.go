@@ -133,16 +133,16 @@ func Start(t testing.TB, opts Options) *Platform {
 		"DIONYSIA_EDGE_SECRET=" + randomHex(16),
 		"DIONYSIA_WORKER_SECRET=" + randomHex(16),
 		"DIONYSIA_PLAYBACK_KEYS=k1:" + playbackKey,
-		"DIONYSIA_PLAYBACK_BASE_URL=" + p.RouterURL,
-		"DIONYSIA_EDGE_PUBLIC_HOST=127.0.0.1",
-		"DIONYSIA_EDGE_RTMP_PORT=" + strconv.Itoa(p.EdgeRTMPPort),
-		"DIONYSIA_EDGE_SRT_PORT=" + strconv.Itoa(p.EdgeSRTPort),
-		"DIONYSIA_EDGE_RTSP_PORT=" + strconv.Itoa(rtspPort),
-		"DIONYSIA_EDGE_WEBRTC_PORT=" + strconv.Itoa(webrtcPort),
+		"DIONYSIA_PUBLIC_PLAYBACK_URL=" + p.RouterURL,
+		"DIONYSIA_PUBLIC_INGEST_HOST=127.0.0.1",
+		"DIONYSIA_PUBLIC_RTMP_PORT=" + strconv.Itoa(p.EdgeRTMPPort),
+		"DIONYSIA_PUBLIC_SRT_PORT=" + strconv.Itoa(p.EdgeSRTPort),
+		"DIONYSIA_PUBLIC_RTSP_PORT=" + strconv.Itoa(rtspPort),
+		"DIONYSIA_PUBLIC_WEBRTC_PORT=" + strconv.Itoa(webrtcPort),
 		"DIONYSIA_LOG_LEVEL=debug",
 		// A short reconnect grace keeps the suite quick: playlists end 3 s
 		// after a publisher leaves for good.
-		"DIONYSIA_RECONNECT_GRACE=3s",
+		"DIONYSIA_API_RECONNECT_GRACE=3s",
 	}
 	dionysia := filepath.Join(p.Bin, "dionysia")
 	Run(t, time.Minute, p.BaseEnv, dionysia, "migrate", "up")
@@ -154,8 +154,8 @@ func Start(t testing.TB, opts Options) *Platform {
 
 	edgeAdmin := FreePort(t)
 	p.Edge = StartProc(t, p.LogDir, "edge", p.BaseEnv, dionysia, "edge",
-		"--edge-id", "edge-e2e", "--mediamtx", mediamtx, "--work-dir", t.TempDir(),
-		"--bind", "127.0.0.1", "--public-host", "127.0.0.1",
+		"--id", "edge-e2e", "--mediamtx", mediamtx, "--work-dir", t.TempDir(),
+		"--bind", "127.0.0.1", "--advertise-host", "127.0.0.1",
 		"--rtmp-port", strconv.Itoa(p.EdgeRTMPPort), "--srt-port", strconv.Itoa(p.EdgeSRTPort),
 		"--rtsp-port", strconv.Itoa(rtspPort), "--webrtc-port", strconv.Itoa(webrtcPort), "--webrtc-udp-port", "-1",
 		"--hook-addr", fmt.Sprintf("127.0.0.1:%d", FreePort(t)),

@@ -70,8 +70,8 @@ source "${state}/secrets.env"
 DIONYSIA_DATABASE_URL="${DIONYSIA_DATABASE_URL:-postgres://dionysia:dionysia@127.0.0.1:5432/dionysia?sslmode=disable}"
 DIONYSIA_REDIS_URL="${DIONYSIA_REDIS_URL:-redis://127.0.0.1:6379/0}"
 DIONYSIA_API_URL="http://${API_ADDR}"
-DIONYSIA_PLAYBACK_BASE_URL="http://${ROUTER_ADDR}"
-DIONYSIA_EDGE_PUBLIC_HOST="127.0.0.1"
+DIONYSIA_PUBLIC_PLAYBACK_URL="http://${ROUTER_ADDR}"
+DIONYSIA_PUBLIC_INGEST_HOST="127.0.0.1"
 set +a
 bin=("${root}/bin/dionysia")
 
@@ -134,8 +134,8 @@ export DIONYSIA_API_KEY
 DIONYSIA_API_KEY="$(cat "${key_file}")"
 
 step "starting the edge (mediamtx) on rtmp://127.0.0.1:1935, srt://127.0.0.1:8890"
-start edge "${bin[@]}" edge --edge-id "dev-edge" --mediamtx "${root}/bin/mediamtx" --work-dir "${state}/edge" \
-  --public-host 127.0.0.1 --admin-addr "${EDGE_ADMIN}"
+start edge "${bin[@]}" edge --id "dev-edge" --mediamtx "${root}/bin/mediamtx" --work-dir "${state}/edge" \
+  --advertise-host 127.0.0.1 --admin-addr "${EDGE_ADMIN}"
 wait_ready edge "http://${EDGE_ADMIN}/readyz" 30
 
 step "starting the router on http://${ROUTER_ADDR}"

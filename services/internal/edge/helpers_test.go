@@ -237,7 +237,7 @@ func setup(t *testing.T, keys map[string]string) *testBundle {
 		MediaMTXPath:       mediamtxBinary(t),
 		WorkDir:            t.TempDir(),
 		BindAddress:        "127.0.0.1",
-		PublicHost:         "127.0.0.1",
+		AdvertiseHost:      "127.0.0.1",
 		RTMPPort:           freeTCPPort(t),
 		SRTPort:            freeUDPPort(t),
 		RTSPPort:           freeTCPPort(t),

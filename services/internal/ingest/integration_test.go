@@ -125,7 +125,7 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool := dbtest.New(t)
 	st := store.New(pool)
-	srv, err := api.New(config.API{EdgeSecret: testSecret, WorkerSecret: workerSecret, Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
+	srv, err := api.NewApp(config.API{EdgeSecret: testSecret, WorkerSecret: workerSecret, Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
 		Dispatch: config.Dispatch{ReconnectGrace: grace}},
 		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
@@ -140,7 +140,7 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 
 	cfg := edge.Config{
 		ID: "edge-it", APIURL: hs.URL, Secret: testSecret, MediaMTXPath: mtx, WorkDir: t.TempDir(),
-		BindAddress: "127.0.0.1", PublicHost: "127.0.0.1",
+		BindAddress: "127.0.0.1", AdvertiseHost: "127.0.0.1",
 		RTMPPort: freePort(t, "tcp"), SRTPort: freePort(t, "udp"), RTSPPort: freePort(t, "tcp"), WebRTCPort: freePort(t, "tcp"),
 		WebRTCUDPPort: -1, HookAddress: "127.0.0.1:0", MediaMTXAPIAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
 		AdminAddress: "127.0.0.1:0", SyncInterval: time.Second, StopTimeout: 5 * time.Second,
