@@ -1,6 +1,13 @@
 // Package job is the contract between the control plane, which enqueues one
 // transcode task per live session, and the worker fleet, which runs them.
 //
+// A task carries references and a snapshot of the stream's settings, never a
+// credential: where to pull the stream from (the edge URL holds the stream
+// key) and the read password are fetched by the worker from the API each time
+// a pipeline run starts (GET SourcePath, with the worker secret), so the
+// publish credential never sits in Redis and a republish or a move to another
+// edge is picked up on the next run.
+//
 // Tasks are hibiken/asynq tasks of type TypeTranscode. There is one queue per
 // hardware class (QueueGPU, QueueCPU); a worker listens only to the queues it
 // can serve. The task ID is derived from the session ID (TaskID), so a session
@@ -70,8 +77,18 @@ func QueueFor(class string) string {
 // of the same session fails with asynq.ErrTaskIDConflict.
 func TaskID(sessionID uuid.UUID) string { return "transcode:" + sessionID.String() }
 
+// SourcePath is the API path a worker fetches a session's Source from: GET
+// with "Authorization: Bearer <worker secret>". 200: the Source as JSON; 404:
+// no such session; 409: the session is over (the worker ends it); 503 with
+// Retry-After: the publisher dropped and may still reconnect (the worker waits
+// as for an ended source).
+func SourcePath(sessionID uuid.UUID) string {
+	return "/internal/v1/sessions/" + sessionID.String() + "/source"
+}
+
 // Source says where a worker pulls the live stream from and with which
-// credential. The credential is scoped to reading this one stream path.
+// credential. The credential is scoped to reading this one stream path. It is
+// never part of a task: workers fetch it from SourcePath.
 type Source struct {
 	URL      string `json:"url"`      // e.g. rtmp://edge:1935/live/<stream_key>, or srt://edge:8890?streamid=read:live/<stream_key>
 	User     string `json:"user"`     // edge read credential
@@ -92,11 +109,12 @@ func (s Source) String() string {
 // LogValue implements slog.LogValuer.
 func (s Source) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// Transcode is the payload of a TypeTranscode task.
+// Transcode is the payload of a TypeTranscode task. It holds no secret (it
+// sits in Redis: the queue and the dispatch record): the source is fetched
+// from the API (SourcePath).
 type Transcode struct {
 	StreamID  uuid.UUID `json:"stream_id"`
 	SessionID uuid.UUID `json:"session_id"`
-	Source    Source    `json:"source"`
 
 	ProfileID   uuid.UUID     `json:"profile_id"`
 	ProfileName string        `json:"profile_name"`
@@ -106,7 +124,11 @@ type Transcode struct {
 	SegmentDuration    float64  `json:"segment_duration"`     // seconds
 	PlaylistWindowSize int      `json:"playlist_window_size"` // segments kept in the live window
 	Hardware           string   `json:"hardware"`             // the stream's preference: auto, gpu or cpu
-	PlaybackPolicy     string   `json:"playback_policy"`      // PolicyPublic or PolicySigned; routers enforce it
+	// PlaybackPolicy is the stream's policy when the task was built: the
+	// control plane assigns the stream with it. Nobody enforces it from the
+	// task: routers and origins read the live policy from Redis
+	// (ownership.Store.Policy), which follows every change.
+	PlaybackPolicy string `json:"playback_policy"`
 
 	EnqueuedAt time.Time `json:"enqueued_at"`
 }
@@ -134,8 +156,6 @@ func (t Transcode) Validate() error {
 		return fmt.Errorf("%w: stream_id is required", ErrInvalidPayload)
 	case t.SessionID == uuid.Nil:
 		return fmt.Errorf("%w: session_id is required", ErrInvalidPayload)
-	case t.Source.URL == "":
-		return fmt.Errorf("%w: source.url is required", ErrInvalidPayload)
 	case t.SegmentDuration < 1 || t.SegmentDuration > 10:
 		return fmt.Errorf("%w: segment_duration must be 1-10 s, got %g", ErrInvalidPayload, t.SegmentDuration)
 	case t.PlaylistWindowSize < 3 || t.PlaylistWindowSize > 100:

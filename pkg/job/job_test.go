@@ -21,7 +21,6 @@ func validPayload(t *testing.T) job.Transcode {
 	return job.Transcode{
 		StreamID:           uuid.Must(uuid.NewV7()),
 		SessionID:          uuid.Must(uuid.NewV7()),
-		Source:             job.Source{URL: "rtmp://127.0.0.1:1935/live/sk_secretkey", User: "worker", Password: "pw"},
 		Ladder:             l,
 		Outputs:            []string{job.OutputHLS, job.OutputDASH},
 		SegmentDuration:    2,
@@ -50,7 +49,6 @@ func TestValidate(t *testing.T) {
 	}{
 		"no stream":       {func(p *job.Transcode) { p.StreamID = uuid.Nil }, "stream_id"},
 		"no session":      {func(p *job.Transcode) { p.SessionID = uuid.Nil }, "session_id"},
-		"no source":       {func(p *job.Transcode) { p.Source.URL = "" }, "source.url"},
 		"segment too big": {func(p *job.Transcode) { p.SegmentDuration = 11 }, "segment_duration"},
 		"tiny window":     {func(p *job.Transcode) { p.PlaylistWindowSize = 2 }, "playlist_window_size"},
 		"no outputs":      {func(p *job.Transcode) { p.Outputs = nil }, "output"},
@@ -72,6 +70,16 @@ func TestValidate(t *testing.T) {
 	}
 	_, err := job.Unmarshal([]byte("{not json"))
 	require.ErrorIs(t, err, job.ErrInvalidPayload)
+}
+
+func TestPayloadCarriesNoCredential(t *testing.T) {
+	t.Parallel()
+	p := validPayload(t)
+	b, err := p.Marshal()
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "source")
+	require.NotContains(t, string(b), "password")
+	require.Equal(t, "/internal/v1/sessions/"+p.SessionID.String()+"/source", job.SourcePath(p.SessionID))
 }
 
 func TestSourceNeverPrintsKeyOrPassword(t *testing.T) {

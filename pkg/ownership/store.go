@@ -26,7 +26,19 @@ const (
 	EventReleased = "released" // the holder gave the lease up
 	EventAssigned = "assigned" // the control plane wants a worker for a session
 	EventEnded    = "ended"    // the session ended: no worker is wanted any more
+	EventPolicy   = "policy"   // the stream's playback policy changed
 )
+
+// Playback policies (the values of the policy key; see package playback).
+const (
+	PolicyPublic = "public"
+	PolicySigned = "signed"
+)
+
+// PolicyLinger is how long a stream's policy stays in Redis after its session
+// ended: the worker keeps serving the final playlists for a few segments, and
+// they must be served under the same policy.
+const PolicyLinger = 5 * time.Minute
 
 var (
 	// ErrHeld is returned (wrapped in a *HeldError) by Acquire when another
@@ -95,6 +107,11 @@ func (s *Store) FenceKey(streamID string) string {
 	return s.cfg.Prefix + "stream:" + streamID + ":fence"
 }
 
+// PolicyKey is the Redis key of a stream's live playback policy.
+func (s *Store) PolicyKey(streamID string) string {
+	return s.cfg.Prefix + "stream:" + streamID + ":policy"
+}
+
 // AssignmentKey is the Redis key of a stream's assignment hash.
 func (s *Store) AssignmentKey(streamID string) string {
 	return s.cfg.Prefix + "stream:" + streamID + ":assignment"
@@ -106,7 +123,6 @@ func (s *Store) assignmentsKey() string { return s.cfg.Prefix + "assignments" }
 type Holder struct {
 	WorkerID  string
 	OriginURL string // base URL of the worker's origin, e.g. http://10.0.0.5:8090
-	Policy    string // playback policy of the stream: "public" or "signed"
 }
 
 // Lease is a held ownership. Token is the fencing token: strictly larger than
@@ -116,7 +132,6 @@ type Lease struct {
 	SessionID string
 	WorkerID  string
 	OriginURL string
-	Policy    string
 	Token     int64
 	// Nonce is drawn at random for each acquisition; with Token it
 	// identifies the lease even if Redis lost its data and restarted the
@@ -132,7 +147,6 @@ type Owner struct {
 	SessionID  string    `json:"session_id"`
 	Token      int64     `json:"token"`
 	AcquiredAt time.Time `json:"acquired_at"`
-	Policy     string    `json:"policy"`
 }
 
 // Assignment records that the control plane wants a worker for a session.
@@ -140,14 +154,20 @@ type Assignment struct {
 	StreamID  string    `json:"stream_id"`
 	SessionID string    `json:"session_id"`
 	Since     time.Time `json:"since"`
-	Policy    string    `json:"policy"`
 }
 
 // State is what routers need to know about a stream.
 type State struct {
 	Owner      *Owner      // nil: no live owner
 	Assignment *Assignment // nil: no session wants a worker
+	// Policy is the stream's live playback policy as the control plane last
+	// wrote it; "" when Redis has none (not live, or Redis lost its data).
+	Policy string
 }
+
+// Signed reports whether a token is required: for every policy but
+// PolicyPublic, an unknown one included (fail closed).
+func (st State) Signed() bool { return st.Policy != PolicyPublic }
 
 // Event is the JSON published on Channel for every change.
 type Event struct {
@@ -168,7 +188,7 @@ func (s *Store) Acquire(ctx context.Context, streamID, sessionID string, h Holde
 	nonce := rand.Text()
 	res, err := acquireScript.Run(ctx, s.rdb,
 		[]string{s.OwnerKey(streamID), s.FenceKey(streamID)},
-		h.WorkerID, h.OriginURL, sessionID, s.cfg.TTL.Milliseconds(), now.UnixMilli(), h.Policy,
+		h.WorkerID, h.OriginURL, sessionID, s.cfg.TTL.Milliseconds(), now.UnixMilli(),
 		s.Channel(), streamID, nonce,
 	).Slice()
 	if err != nil {
@@ -184,7 +204,7 @@ func (s *Store) Acquire(ctx context.Context, streamID, sessionID string, h Holde
 	token, _ := res[1].(int64)
 	return Lease{
 		StreamID: streamID, SessionID: sessionID,
-		WorkerID: h.WorkerID, OriginURL: h.OriginURL, Policy: h.Policy,
+		WorkerID: h.WorkerID, OriginURL: h.OriginURL,
 		Token: token, Nonce: nonce, AcquiredAt: now,
 	}, nil
 }
@@ -266,15 +286,17 @@ func (s *Store) Lookup(ctx context.Context, streamID string) (Owner, bool, error
 	return o, ok, nil
 }
 
-// State returns the owner and the assignment of streamID in one round trip.
+// State returns the owner, the assignment and the policy of streamID in one
+// round trip.
 func (s *Store) State(ctx context.Context, streamID string) (State, error) {
 	pipe := s.rdb.Pipeline()
 	oc := pipe.HGetAll(ctx, s.OwnerKey(streamID))
 	ac := pipe.HGetAll(ctx, s.AssignmentKey(streamID))
-	if _, err := pipe.Exec(ctx); err != nil {
+	pc := pipe.Get(ctx, s.PolicyKey(streamID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return State{}, fmt.Errorf("reading state of stream %s: %w", streamID, err)
 	}
-	var st State
+	st := State{Policy: pc.Val()}
 	if o, ok := parseOwner(oc.Val()); ok {
 		st.Owner = &o
 	}
@@ -284,11 +306,47 @@ func (s *Store) State(ctx context.Context, streamID string) (State, error) {
 	return st, nil
 }
 
+// Policy returns the live playback policy of streamID: "" when Redis has
+// none. Callers treat anything but PolicyPublic, and any error, as signed.
+func (s *Store) Policy(ctx context.Context, streamID string) (string, error) {
+	p, err := s.rdb.Get(ctx, s.PolicyKey(streamID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the playback policy of stream %s: %w", streamID, err)
+	}
+	return p, nil
+}
+
+// SetPolicy applies a changed playback policy to a stream that is live (or
+// just ended), and publishes the change so that routers drop their cached
+// state at once. It reports whether the stream had a policy in Redis (false:
+// not live; its next assignment writes the policy).
+func (s *Store) SetPolicy(ctx context.Context, streamID, policy string) (bool, error) {
+	return s.setPolicy(ctx, streamID, policy, "0")
+}
+
+// RestorePolicy writes the policy of a stream that wants a worker even if
+// Redis lost it (the control plane's reconciler), and publishes the change.
+func (s *Store) RestorePolicy(ctx context.Context, streamID, policy string) error {
+	_, err := s.setPolicy(ctx, streamID, policy, "1")
+	return err
+}
+
+func (s *Store) setPolicy(ctx context.Context, streamID, policy, force string) (bool, error) {
+	n, err := setPolicyScript.Run(ctx, s.rdb, []string{s.PolicyKey(streamID)}, policy, s.Channel(), streamID, force).Int()
+	if err != nil {
+		return false, fmt.Errorf("setting the playback policy of stream %s: %w", streamID, err)
+	}
+	return n == 1, nil
+}
+
 // Assign records that sessionID of streamID wants a worker (the control plane
-// calls it when it enqueues the session's transcode). It replaces any older
-// assignment of the stream.
+// calls it when it enqueues the session's transcode), with the stream's
+// playback policy. It replaces any older assignment of the stream.
 func (s *Store) Assign(ctx context.Context, streamID, sessionID, policy string) error {
-	err := assignScript.Run(ctx, s.rdb, []string{s.AssignmentKey(streamID), s.assignmentsKey()},
+	err := assignScript.Run(ctx, s.rdb, []string{s.AssignmentKey(streamID), s.assignmentsKey(), s.PolicyKey(streamID)},
 		sessionID, time.Now().UnixMilli(), policy, s.Channel(), streamID).Err()
 	if err != nil {
 		return fmt.Errorf("assigning stream %s session %s: %w", streamID, sessionID, err)
@@ -300,8 +358,8 @@ func (s *Store) Assign(ctx context.Context, streamID, sessionID, policy string) 
 // non-empty sessionID only that session's assignment is removed (a newer
 // session's is kept). It reports whether an assignment was removed.
 func (s *Store) Unassign(ctx context.Context, streamID, sessionID string) (bool, error) {
-	n, err := unassignScript.Run(ctx, s.rdb, []string{s.AssignmentKey(streamID), s.assignmentsKey()},
-		sessionID, s.Channel(), streamID).Int()
+	n, err := unassignScript.Run(ctx, s.rdb, []string{s.AssignmentKey(streamID), s.assignmentsKey(), s.PolicyKey(streamID)},
+		sessionID, s.Channel(), streamID, PolicyLinger.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("unassigning stream %s: %w", streamID, err)
 	}
@@ -359,7 +417,6 @@ func parseOwner(m map[string]string) (Owner, bool) {
 		SessionID:  m["session_id"],
 		Token:      tok,
 		AcquiredAt: time.UnixMilli(ms),
-		Policy:     m["policy"],
 	}, true
 }
 
@@ -368,7 +425,7 @@ func parseAssignment(streamID string, m map[string]string) (Assignment, bool) {
 		return Assignment{}, false
 	}
 	ms, _ := strconv.ParseInt(m["since"], 10, 64)
-	return Assignment{StreamID: streamID, SessionID: m["session_id"], Since: time.UnixMilli(ms), Policy: m["policy"]}, true
+	return Assignment{StreamID: streamID, SessionID: m["session_id"], Since: time.UnixMilli(ms)}, true
 }
 
 // Watch subscribes to the ownership channel and calls onEvent for every

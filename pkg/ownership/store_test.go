@@ -50,7 +50,7 @@ func setup(t *testing.T, cfg ownership.Config) *testBundle {
 }
 
 func holder(worker string) ownership.Holder {
-	return ownership.Holder{WorkerID: worker, OriginURL: "http://" + worker + ":8090", Policy: "public"}
+	return ownership.Holder{WorkerID: worker, OriginURL: "http://" + worker + ":8090"}
 }
 
 func TestAcquireRenewRelease(t *testing.T) {
@@ -70,7 +70,6 @@ func TestAcquireRenewRelease(t *testing.T) {
 	require.Equal(t, "http://w1:8090", o.OriginURL)
 	require.Equal(t, session, o.SessionID)
 	require.Equal(t, l.Token, o.Token)
-	require.Equal(t, "public", o.Policy)
 	pttl, err := b.rdb.PTTL(ctx, b.store.OwnerKey(stream)).Result()
 	require.NoError(t, err)
 	require.Greater(t, pttl, 9*time.Second)
@@ -319,7 +318,8 @@ func TestAssignmentsAndUnowned(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, st.Owner)
 	require.NotNil(t, st.Assignment)
-	require.Equal(t, "signed", st.Assignment.Policy)
+	require.Equal(t, "signed", st.Policy)
+	require.True(t, st.Signed())
 	require.Equal(t, l.Token, st.Owner.Token)
 
 	removed, err := b.store.Unassign(ctx, s2, uuid.NewString())
@@ -368,11 +368,95 @@ func TestWatchDeliversEvents(t *testing.T) {
 	}
 	require.Equal(t, ownership.EventAssigned, got[0].Event)
 	require.Equal(t, ownership.Event{Event: ownership.EventAcquired, StreamID: stream, SessionID: "sess",
-		WorkerID: "w1", OriginURL: "http://w1:8090", Token: l.Token, Policy: "public"}, got[1])
+		WorkerID: "w1", OriginURL: "http://w1:8090", Token: l.Token}, got[1])
 	require.Equal(t, ownership.EventReleased, got[2].Event)
 	require.Equal(t, l.Token, got[2].Token)
 	require.Equal(t, "w1", got[2].WorkerID)
 	require.Equal(t, ownership.EventEnded, got[3].Event)
 	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+}
+
+// The policy key is the control plane's live view of a stream's playback
+// policy: written with the assignment, changed in place by SetPolicy (with an
+// event), kept a while after the session ended, never created for a stream
+// that is not live.
+func TestPolicy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, ownership.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	stream, session := uuid.NewString(), uuid.NewString()
+
+	st, err := b.store.State(ctx, stream)
+	require.NoError(t, err)
+	require.Empty(t, st.Policy)
+	require.True(t, st.Signed(), "no policy in Redis: treated as signed")
+	updated, err := b.store.SetPolicy(ctx, stream, ownership.PolicyPublic)
+	require.NoError(t, err)
+	require.False(t, updated, "a stream that is not live gets no policy key")
+	p, err := b.store.Policy(ctx, stream)
+	require.NoError(t, err)
+	require.Empty(t, p)
+
+	require.NoError(t, b.store.Assign(ctx, stream, session, ownership.PolicyPublic))
+	st, err = b.store.State(ctx, stream)
+	require.NoError(t, err)
+	require.Equal(t, ownership.PolicyPublic, st.Policy)
+	require.False(t, st.Signed())
+	ttl, err := b.rdb.PTTL(ctx, b.store.PolicyKey(stream)).Result()
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(-1), ttl, "no expiry while the stream wants a worker")
+
+	events := make(chan ownership.Event, 16)
+	resets := make(chan struct{}, 16)
+	wctx, wcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.store.Watch(wctx, func(ev ownership.Event) { events <- ev }, func() { resets <- struct{}{} })
+	}()
+	select {
+	case <-resets:
+	case <-ctx.Done():
+		t.Fatal("no subscription")
+	}
+	updated, err = b.store.SetPolicy(ctx, stream, ownership.PolicySigned)
+	require.NoError(t, err)
+	require.True(t, updated)
+	select {
+	case ev := <-events:
+		require.Equal(t, ownership.Event{Event: ownership.EventPolicy, StreamID: stream, Policy: ownership.PolicySigned}, ev)
+	case <-ctx.Done():
+		t.Fatal("no policy event")
+	}
+	p, err = b.store.Policy(ctx, stream)
+	require.NoError(t, err)
+	require.Equal(t, ownership.PolicySigned, p)
+
+	removed, err := b.store.Unassign(ctx, stream, session)
+	require.NoError(t, err)
+	require.True(t, removed)
+	ttl, err = b.rdb.PTTL(ctx, b.store.PolicyKey(stream)).Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, time.Minute, "kept for the final playlists")
+	require.LessOrEqual(t, ttl, ownership.PolicyLinger)
+	updated, err = b.store.SetPolicy(ctx, stream, ownership.PolicyPublic)
+	require.NoError(t, err)
+	require.True(t, updated, "a just-ended stream's policy is still applied")
+	ttl, err = b.rdb.PTTL(ctx, b.store.PolicyKey(stream)).Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, time.Minute, "SetPolicy keeps the expiry")
+
+	require.NoError(t, b.rdb.Del(ctx, b.store.PolicyKey(stream)).Err())
+	require.NoError(t, b.store.RestorePolicy(ctx, stream, ownership.PolicySigned))
+	p, err = b.store.Policy(ctx, stream)
+	require.NoError(t, err)
+	require.Equal(t, ownership.PolicySigned, p, "restored although Redis had lost it")
+
+	require.NoError(t, b.store.Assign(ctx, stream, uuid.NewString(), ownership.PolicySigned))
+	ttl, err = b.rdb.PTTL(ctx, b.store.PolicyKey(stream)).Result()
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(-1), ttl, "a new session makes the policy permanent again")
+	wcancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 }

@@ -188,6 +188,25 @@ func (s *Signer) Verify(token, streamID, ip string, now time.Time) error {
 	return nil
 }
 
+// Unbound returns a token with the claims of token minus its viewer address,
+// signed with the same key (so every verifier that accepted token accepts it).
+// A proxy that verified a viewer's token, address included, passes this one
+// on to an upstream that sees the proxy's address instead of the viewer's.
+// A token without an address is returned as it is.
+func (s *Signer) Unbound(token string) (string, error) {
+	c, err := s.Parse(token)
+	if err != nil {
+		return "", err
+	}
+	if !c.IP.IsValid() {
+		return token, nil
+	}
+	kid, _, _ := strings.Cut(token, ".")
+	c.IP = netip.Addr{}
+	payload := b64.EncodeToString(c.marshal())
+	return kid + "." + payload + "." + b64.EncodeToString(sign(s.Keys[kid], kid, payload)), nil
+}
+
 // Parse checks the token's signature and returns its claims, without
 // checking expiry, stream or address.
 func (s *Signer) Parse(token string) (Claims, error) {

@@ -86,6 +86,37 @@ func TestIPBinding(t *testing.T) {
 	require.Error(t, err)
 }
 
+func TestUnbound(t *testing.T) {
+	t.Parallel()
+	s, err := playback.ParseKeys("new:" + key(t) + ",old:" + key(t))
+	require.NoError(t, err)
+	old := &playback.Signer{Keys: map[string][]byte{"old": s.Keys["old"]}, Current: "old"}
+	stream := uuid.NewString()
+	now := time.Now()
+	exp := now.Add(time.Hour).Truncate(time.Second)
+
+	bound, err := old.MintAt(stream, exp, "203.0.113.9")
+	require.NoError(t, err)
+	un, err := s.Unbound(bound)
+	require.NoError(t, err)
+	require.NotEqual(t, bound, un)
+	require.True(t, strings.HasPrefix(un, "old."), "signed with the key of the original")
+	require.NoError(t, s.Verify(un, stream, "10.0.0.1", now), "no address binding any more")
+	c, err := s.Parse(un)
+	require.NoError(t, err)
+	require.True(t, exp.Equal(c.Expiry), "same expiry")
+	require.False(t, c.IP.IsValid())
+
+	free, err := s.Mint(stream, time.Hour, "")
+	require.NoError(t, err)
+	same, err := s.Unbound(free)
+	require.NoError(t, err)
+	require.Equal(t, free, same)
+
+	_, err = s.Unbound(free[:len(free)-2] + "AA")
+	require.ErrorIs(t, err, playback.ErrBadSignature)
+}
+
 func TestKeyRotation(t *testing.T) {
 	t.Parallel()
 	k1, k2 := key(t), key(t)

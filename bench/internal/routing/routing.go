@@ -113,7 +113,11 @@ func Start(ctx context.Context, cfg Config) (*Setup, error) {
 	s.stop = append(s.stop, func() { _ = rdb.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := ownership.New(rdb, ownership.Config{Logger: log})
-	hold, err := store.Hold(ctx, s.Stream, uuid.NewString(), ownership.Holder{WorkerID: "bench", OriginURL: originURL, Policy: playback.PolicyPublic})
+	session := uuid.NewString()
+	if err := store.Assign(ctx, s.Stream, session, playback.PolicyPublic); err != nil {
+		return s, fmt.Errorf("assigning the stream: %w", err)
+	}
+	hold, err := store.Hold(ctx, s.Stream, session, ownership.Holder{WorkerID: "bench", OriginURL: originURL})
 	if err != nil {
 		return s, fmt.Errorf("holding the stream: %w", err)
 	}

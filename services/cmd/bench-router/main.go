@@ -107,7 +107,11 @@ func run() error {
 	}()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store := ownership.New(rdb, ownership.Config{Prefix: prefix, Logger: log})
-	hold, err := store.Hold(ctx, stream, uuid.NewString(), ownership.Holder{WorkerID: "bench", OriginURL: originURL, Policy: playback.PolicyPublic})
+	session := uuid.NewString()
+	if err := store.Assign(ctx, stream, session, playback.PolicyPublic); err != nil {
+		return fmt.Errorf("assigning the stream: %w", err)
+	}
+	hold, err := store.Hold(ctx, stream, session, ownership.Holder{WorkerID: "bench", OriginURL: originURL})
 	if err != nil {
 		return err
 	}

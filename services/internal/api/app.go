@@ -101,7 +101,7 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	}
 
 	// The HTTP server: /api/v1, /internal/v1, health and metrics.
-	srv, err := NewServer(cfg, ServerDeps{Store: d.Store, Pool: d.Pool, Redis: d.Redis, Fleet: workers, Ingest: ing,
+	srv, err := NewServer(cfg, ServerDeps{Store: d.Store, Pool: d.Pool, Redis: d.Redis, Fleet: workers, Owners: owners, Ingest: ing,
 		Signer: signer, Registry: d.Registry, Logger: log})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/dionysia/dionysia/services/internal/dbtest"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/ingest"
+	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -86,7 +87,7 @@ func setupIngest(t *testing.T) *ingestBundle {
 		_ = json.NewEncoder(w).Encode(edgeapi.KickResponse{Kicked: len(req.Kick)})
 	}))
 	t.Cleanup(b.kickSrv.Close)
-	t.Cleanup(func() { cleanupTasks(b.insp) })
+	t.Cleanup(func() { cleanupTasks(b.insp, b.st) })
 	t.Cleanup(func() { deletePrefix(rdb, prefix) })
 	return b
 }
@@ -100,20 +101,35 @@ func deletePrefix(rdb *redis.Client, prefix string) {
 	}
 }
 
-// cleanupTasks deletes the tasks these tests enqueued (their edges' hosts
-// start with edge-api-test) from the shared queues.
-func cleanupTasks(insp *asynq.Inspector) {
+// cleanupTasks deletes the tasks a test enqueued (those of streams in its own
+// database schema) from the shared queues.
+func cleanupTasks(insp *asynq.Inspector, st *store.Store) {
 	for _, q := range []string{job.QueueCPU, job.QueueGPU} {
 		tasks, err := insp.ListPendingTasks(q, asynq.PageSize(1000))
 		if err != nil {
 			continue
 		}
 		for _, ti := range tasks {
-			if tr, err := job.Unmarshal(ti.Payload); err == nil && strings.HasPrefix(tr.Source.URL, "rtmp://edge-api-test") {
+			tr, err := job.Unmarshal(ti.Payload)
+			if err != nil {
+				continue
+			}
+			if _, err := st.GetStream(context.Background(), tr.StreamID); err == nil {
 				_ = insp.DeleteTask(q, ti.ID)
 			}
 		}
 	}
+}
+
+// source fetches a session's source as its worker does.
+func (b *ingestBundle) source(session uuid.UUID) (job.Source, response) {
+	b.t.Helper()
+	r := b.do(http.MethodGet, job.SourcePath(session), workerSecret, nil)
+	var src job.Source
+	if r.status == http.StatusOK {
+		r.decode(b.t, &src)
+	}
+	return src, r
 }
 
 func (b *ingestBundle) edgeInfo(id string) edgeapi.EdgeInfo {
@@ -302,8 +318,6 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, job.Timeout, info.Timeout)
 	require.Equal(t, s.ID, tr.StreamID)
-	require.Equal(t, "rtmp://edge-api-test-edge-a:1935/live/"+s.StreamKey, tr.Source.URL)
-	require.Equal(t, ingest.WorkerUser, tr.Source.User)
 	require.Equal(t, "1080p", tr.ProfileName)
 	require.Len(t, tr.Ladder.Renditions, 4)
 	require.Equal(t, []string{"hls"}, tr.Outputs)
@@ -316,9 +330,28 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.NotNil(t, st.Assignment)
 	require.Equal(t, sess.ID.String(), st.Assignment.SessionID)
 
-	// The worker reads with the credential of its payload, and only with it.
+	// The task carries no credential: the worker fetches where to pull from,
+	// with its worker secret (and only with it).
+	info, err = b.insp.GetTaskInfo(job.QueueCPU, job.TaskID(sess.ID))
+	require.NoError(t, err)
+	require.NotContains(t, string(info.Payload), s.StreamKey)
+	src, r := b.source(sess.ID)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	require.Equal(t, "no-store", r.header.Get("Cache-Control"))
+	require.Equal(t, "rtmp://edge-api-test-edge-a:1935/live/"+s.StreamKey, src.URL)
+	require.Equal(t, ingest.WorkerUser, src.User)
+	require.NotContains(t, string(info.Payload), src.Password)
+	for _, secret := range []string{"", edgeSecret, b.adminKey} {
+		require.Equal(t, http.StatusUnauthorized, b.do(http.MethodGet, job.SourcePath(sess.ID), secret, nil).status)
+	}
+	unknown := uuid.New()
+	_, r = b.source(unknown)
+	require.Equal(t, http.StatusNotFound, r.status)
+	require.Contains(t, r.problem(t).Detail, unknown.String())
+
+	// The worker reads with the credential it fetched, and only with it.
 	read := edgeapi.AuthRequest{EdgeID: "edge-a", Action: edgeapi.ActionRead, Protocol: "rtmp", Path: "live/" + s.StreamKey,
-		StreamKey: s.StreamKey, User: tr.Source.User, Password: tr.Source.Password}
+		StreamKey: s.StreamKey, User: src.User, Password: src.Password}
 	require.Equal(t, edgeapi.AuthResponse{Allow: true, StreamID: s.ID.String()}, b.auth(read))
 	bad := read
 	bad.Password = ingest.WorkerPassword(edgeSecret, s.ID, uuid.New())
@@ -337,6 +370,13 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	_, stopped, err := b.stops.Requested(context.Background(), sess.ID)
 	require.NoError(t, err)
 	require.False(t, stopped, "not before the reconnect grace")
+	_, r = b.source(sess.ID)
+	if r.status == http.StatusServiceUnavailable { // within the 300 ms grace: the worker waits
+		require.Equal(t, "1", r.header.Get("Retry-After"))
+		require.Contains(t, r.problem(t).Detail, "may resume")
+	} else {
+		require.Equal(t, http.StatusConflict, r.status, string(r.body))
+	}
 	dctx, dcancel := context.WithCancel(context.Background())
 	ddone := make(chan struct{})
 	go func() { defer close(ddone); b.srv.RunBackground(dctx) }()
@@ -357,6 +397,10 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.Equal(t, edgeapi.EndPublisherDisconnected, *list.Data[0].EndReason)
 	require.NotNil(t, list.Data[0].EndedAt)
 	require.Equal(t, ingest.ReasonNotLive, b.auth(read).Reason, "an ended session's credential is dead")
+	_, r = b.source(sess.ID)
+	require.Equal(t, http.StatusConflict, r.status, "the grace passed: the session is over")
+	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+	require.Contains(t, r.problem(t).Detail, "publisher_disconnected")
 
 	// Republishing opens a new session with a new task.
 	b.ready("edge-a", s, "src-2")
@@ -368,7 +412,50 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.Contains(t, metrics, `dionysia_dispatch_jobs_enqueued_total{kind="first",queue="transcode-cpu"} 2`)
 	require.Contains(t, metrics, `dionysia_ingest_sessions_ended_total{reason="publisher_disconnected"} 1`)
 	require.NotContains(t, b.logs.String(), s.StreamKey)
-	require.NotContains(t, b.logs.String(), tr.Source.Password)
+	require.NotContains(t, b.logs.String(), src.Password)
+}
+
+// The playback policy's source of truth is the database; its live view, which
+// routers and origins read, is in Redis: written with the assignment, updated
+// by PATCH at once, and repaired by the dispatcher when they differ.
+func TestPolicyChangeReachesLivePlayback(t *testing.T) {
+	t.Parallel()
+	b := setupIngest(t)
+	ctx := context.Background()
+	s := b.createStream(map[string]any{"name": "policy"})
+	idle := b.createStream(map[string]any{"name": "idle"})
+	b.ready("edge-p", s, "src-1")
+	policy := func(id uuid.UUID) string {
+		st, err := b.owners.State(ctx, id.String())
+		require.NoError(t, err)
+		return st.Policy
+	}
+	require.Equal(t, playback.PolicyPublic, policy(s.ID))
+
+	patch := func(id uuid.UUID, p string) {
+		t.Helper()
+		r := b.do(http.MethodPatch, "/api/v1/streams/"+id.String(), b.adminKey, map[string]any{"playback_policy": p})
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+	}
+	patch(s.ID, playback.PolicySigned)
+	require.Equal(t, playback.PolicySigned, policy(s.ID), "applied to the live view by the PATCH itself")
+	patch(s.ID, playback.PolicyPublic)
+	require.Equal(t, playback.PolicyPublic, policy(s.ID))
+	patch(idle.ID, playback.PolicySigned)
+	n, err := b.rdb.Exists(ctx, b.owners.PolicyKey(idle.ID.String())).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "a stream that is not live leaves nothing in Redis")
+
+	// Drift (a lost write, a lost key) is repaired from the database.
+	patch(s.ID, playback.PolicySigned)
+	require.NoError(t, b.rdb.Set(ctx, b.owners.PolicyKey(s.ID.String()), playback.PolicyPublic, 0).Err())
+	dctx, dcancel := context.WithCancel(ctx)
+	ddone := make(chan struct{})
+	go func() { defer close(ddone); b.srv.RunBackground(dctx) }()
+	t.Cleanup(func() { dcancel(); <-ddone })
+	require.Eventually(t, func() bool { return policy(s.ID) == playback.PolicySigned }, 20*time.Second, 50*time.Millisecond)
+	require.NoError(t, b.rdb.Del(ctx, b.owners.PolicyKey(s.ID.String())).Err())
+	require.Eventually(t, func() bool { return policy(s.ID) == playback.PolicySigned }, 20*time.Second, 50*time.Millisecond)
 }
 
 func TestAutoHardwarePicksAFreeGPU(t *testing.T) {

@@ -21,7 +21,9 @@ func (s *Server) internalRoutes(g *echo.Group) {
 	edge.POST("/auth", s.edgeAuth)
 	edge.POST("/events", s.edgeEvent)
 	edge.POST("/sync", s.edgeSync)
-	g.POST("/sessions/:id/events", s.sessionEvent, s.requireSecret("worker", func() string { return s.cfg.WorkerSecret }))
+	worker := s.requireSecret("worker", func() string { return s.cfg.WorkerSecret })
+	g.POST("/sessions/:id/events", s.sessionEvent, worker)
+	g.GET("/sessions/:id/source", s.sessionSource, worker)
 }
 
 // requireSecret checks the caller's shared secret in constant time: 503 when
@@ -120,6 +122,35 @@ func (s *Server) sessionEvent(c *echo.Context) error {
 		return ingestError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// sessionSource tells a session's worker where to pull the stream from, with
+// its read credential (job.SourcePath): 404 for an unknown session, 409 when
+// the session is over, 503 with Retry-After while its publisher may still
+// reconnect. The answer holds the stream key: it is never cached or logged.
+func (s *Server) sessionSource(c *echo.Context) error {
+	svc, err := s.edgeService()
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c, "session")
+	if err != nil {
+		return err
+	}
+	src, err := svc.Source(c.Request().Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("no session with id %s", id)
+	case errors.Is(err, ingest.ErrSessionOver):
+		return conflict("%s: its worker must end it", err.Error())
+	case errors.Is(err, ingest.ErrSessionPaused):
+		c.Response().Header().Set("Retry-After", "1")
+		return newProblem(http.StatusServiceUnavailable, "%s", err.Error())
+	case err != nil:
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, src)
 }
 
 // ingestError maps the ingest service's errors: a malformed event is a 422,

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/fleet"
+	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/ingest"
@@ -44,6 +45,9 @@ type ServerDeps struct {
 	Redis redis.UniversalClient
 	// Fleet lists the workers (/api/v1/workers).
 	Fleet *fleet.Registry
+	// Owners is the ownership registry, whose playback policy keys routers
+	// and origins read: a PATCH of playback_policy updates them at once.
+	Owners *ownership.Store
 	// Ingest serves the edges' endpoints and kicks publishers; nil without
 	// an edge secret (the edge endpoints answer 503).
 	Ingest *ingest.Service
@@ -68,6 +72,7 @@ type Server struct {
 
 	ingest *ingest.Service // nil without an edge secret
 	fleet  *fleet.Registry
+	owners *ownership.Store // the live view routers and origins read (playback policy)
 	signer *playback.Signer // nil without playback keys
 }
 
@@ -78,8 +83,8 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
-	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Fleet == nil || d.Registry == nil {
-		return nil, errors.New("api: Store, Pool, Redis, Fleet and Registry are required")
+	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Fleet == nil || d.Owners == nil || d.Registry == nil {
+		return nil, errors.New("api: Store, Pool, Redis, Fleet, Owners and Registry are required")
 	}
 	log := d.Logger
 	if log == nil {
@@ -90,7 +95,7 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute),
-		ingest: d.Ingest, fleet: d.Fleet, signer: d.Signer}
+		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer}
 
 	s.e = echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: s.handleError})
 	// observe is outermost: it hands errors to handleError itself, so that the

@@ -217,6 +217,17 @@ func (s *Server) updateStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if req.PlaybackPolicy != nil {
+		// The database is the truth; Redis is what routers and origins read
+		// on every request. Apply the change there now (they follow within
+		// about a second); the dispatcher repairs any drift on its next pass.
+		if _, err := s.owners.SetPolicy(c.Request().Context(), st.ID.String(), st.PlaybackPolicy); err != nil {
+			s.log.ErrorContext(c.Request().Context(), "applying a playback policy change to live playback", "stream_id", st.ID, "err", err)
+			c.Response().Header().Set("Retry-After", "1")
+			return newProblem(http.StatusServiceUnavailable,
+				"playback_policy %q is saved but could not be applied to live playback yet (Redis unavailable); repeat the request", st.PlaybackPolicy)
+		}
+	}
 	if st.Disabled && s.ingest != nil {
 		// A disabled stream must not stay live: kick its publisher (the
 		// edge's next sync repeats the kick until it is gone).

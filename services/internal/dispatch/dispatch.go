@@ -67,6 +67,7 @@ const (
 type Want struct {
 	StreamID  uuid.UUID
 	SessionID uuid.UUID
+	Policy    string // the stream's playback policy in the database
 }
 
 // Sessions is the dispatcher's view of the database.
@@ -468,6 +469,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 			continue
 		}
 		if st.Assignment != nil && st.Assignment.SessionID == w.SessionID.String() {
+			d.repairPolicy(ctx, w, st.Policy)
 			continue
 		}
 		t, ok, err := d.sessions.Transcode(ctx, w.SessionID)
@@ -484,6 +486,21 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 			d.log.WarnContext(ctx, "re-dispatching a restored session", "stream_id", w.StreamID, "session_id", w.SessionID, "err", err)
 		}
 	}
+}
+
+// repairPolicy puts the stream's playback policy from the database back into
+// Redis when they differ (a PATCH whose Redis write failed, or raced with the
+// session's dispatch; the policy key lost): routers and origins read Redis.
+func (d *Dispatcher) repairPolicy(ctx context.Context, w Want, live string) {
+	if w.Policy == "" || w.Policy == live {
+		return
+	}
+	if err := d.owners.RestorePolicy(ctx, w.StreamID.String(), w.Policy); err != nil {
+		d.log.WarnContext(ctx, "restoring the playback policy of a live stream", "stream_id", w.StreamID, "err", err)
+		return
+	}
+	d.log.WarnContext(ctx, "restored the playback policy of a live stream", "stream_id", w.StreamID,
+		"policy", w.Policy, "was", live)
 }
 
 // redispatchLost enqueues a task for a restored session at once when Redis has

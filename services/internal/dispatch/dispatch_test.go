@@ -158,7 +158,7 @@ func TestWatchdogRedispatchesWhenTheOwnerIsGone(t *testing.T) {
 	// The lease is long against the watchdog's interval, so a renewal that a
 	// loaded machine delays never lets it lapse.
 	worker := ownership.New(b.rdb, ownership.Config{Prefix: b.owners.Config().Prefix, TTL: 3 * time.Second})
-	lease, err := worker.Acquire(b.ctx, tr.StreamID.String(), tr.SessionID.String(), ownership.Holder{WorkerID: "w-1", Policy: "public"})
+	lease, err := worker.Acquire(b.ctx, tr.StreamID.String(), tr.SessionID.String(), ownership.Holder{WorkerID: "w-1"})
 	require.NoError(t, err)
 	for range 6 { // well past FirstPickup and MinInterval
 		require.NoError(t, worker.Renew(b.ctx, lease))
@@ -176,7 +176,7 @@ func TestWatchdogRedispatchesWhenTheOwnerIsGone(t *testing.T) {
 	got, err := job.Unmarshal(info.Payload)
 	require.NoError(t, err)
 	require.Equal(t, tr.SessionID, got.SessionID)
-	require.Equal(t, tr.Source, got.Source)
+	require.Equal(t, tr.Ladder, got.Ladder, "the snapshot the session started with")
 
 	// Nobody takes the new task and it stays queued: no pile-up.
 	time.Sleep(1200 * time.Millisecond)

@@ -422,3 +422,43 @@ func TestPublishRTSP(t *testing.T) {
 	require.Equal(t, edgeapi.EndKicked, end.Reason)
 	require.Error(t, pub.wait(t, 15*time.Second))
 }
+
+// mediamtx gets an allow-listed environment: none of the edge's secrets or
+// other DIONYSIA_* settings, no MTX_* overrides of its config file.
+func TestChildEnvironmentIsAllowListed(t *testing.T) {
+	secrets := map[string]string{
+		"DIONYSIA_EDGE_SECRET":    "edge-secret-must-not-leak-0123",
+		"DIONYSIA_WORKER_SECRET":  "worker-secret-must-not-leak-0123",
+		"DIONYSIA_PLAYBACK_KEYS":  "k1:cGxheWJhY2sta2V5LW11c3Qtbm90LWxlYWs=",
+		"DIONYSIA_DATABASE_URL":   "postgres://u:db-password-must-not-leak@h/d",
+		"MTX_AUTHHTTPADDRESS":     "http://127.0.0.1:1/override",
+		"SOME_OTHER_TOOL_API_KEY": "other-secret-must-not-leak",
+	}
+	for k, v := range secrets {
+		t.Setenv(k, v) // the edge's own environment, as `dionysia edge` would have it
+	}
+	t.Setenv("TZ", "UTC")
+	b := setup(t, map[string]string{"sk_env": "stream-env"})
+	st := b.edge.ChildState()
+	require.True(t, st.Running)
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.PID))
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range secrets {
+		require.NotContains(t, env, k)
+		require.NotContains(t, string(raw), v, "the value of %s reached mediamtx", k)
+	}
+	for k := range env {
+		require.False(t, strings.HasPrefix(k, "DIONYSIA_") || strings.HasPrefix(k, "MTX_"), "mediamtx got %s", k)
+	}
+	require.Equal(t, os.Getenv("PATH"), env["PATH"])
+	require.Equal(t, "UTC", env["TZ"])
+
+	// And it still works: a publisher is authorized through the hook.
+	b.publishRTMP(t, "sk_env")
+	b.api.waitEvent(t, 15*time.Second, isReady("sk_env"))
+}

@@ -7,10 +7,12 @@
 // keys). docs/edge.md describes the contract with the edge (package edgeapi).
 //
 // Worker read credentials: a worker pulls a live stream from the edge with
-// user "worker" and a password minted by the API into its task payload,
-// base64url(HMAC-SHA256(edge secret, "read\x00" + stream_id + "\x00" +
-// session_id)). It is valid only while that session is the stream's open
-// session: a republish, or the end of the session, revokes it.
+// user "worker" and a password the API mints, base64url(HMAC-SHA256(edge
+// secret, "read\x00" + stream_id + "\x00" + session_id)). The worker fetches
+// it with the pull URL (which holds the stream key) from the API each time a
+// pipeline run starts (Service.Source); neither is ever in a task or in
+// Redis. It is valid only while that session is the stream's open session: a
+// republish, or the end of the session, revokes it.
 package ingest
 
 import (
@@ -61,6 +63,12 @@ var (
 	ErrNotLive = errors.New("stream is not live")
 	// ErrInvalidEvent: an event the service does not understand.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrSessionOver: the session ended (or failed) and will not resume: its
+	// worker must end it.
+	ErrSessionOver = errors.New("session is over")
+	// ErrSessionPaused: the session's publisher dropped within the reconnect
+	// grace and may come back: its worker waits.
+	ErrSessionPaused = errors.New("session's publisher dropped and may reconnect")
 )
 
 // Defaults of Config.
@@ -454,6 +462,35 @@ func (s *Service) kickNow(ctx context.Context, kickURL string, k edgeapi.Kick) {
 		return
 	}
 	s.log.InfoContext(ctx, "publisher kicked", "source_id", k.SourceID, "reason", k.Reason, "kicked", res.Kicked)
+}
+
+// Source returns where the worker of an open session pulls it from, with its
+// read credential. An unknown session gives store.ErrNotFound; a session that
+// is over ErrSessionOver, and one whose publisher dropped within the
+// reconnect grace ErrSessionPaused (both wrapped with the why).
+func (s *Service) Source(ctx context.Context, sessionID uuid.UUID) (job.Source, error) {
+	sess, err := s.st.GetSession(ctx, sessionID)
+	if err != nil {
+		return job.Source{}, err
+	}
+	if sess.Status == store.SessionFailed {
+		return job.Source{}, fmt.Errorf("%w: session %s failed", ErrSessionOver, sess.ID)
+	}
+	if !sess.Open() {
+		reason := deref(sess.EndReason)
+		// Within the reconnect grace the worker's stop is not due yet: the
+		// publisher may still resume the session.
+		if resumable(reason) && sess.WorkerStoppedAt == nil && sess.WorkerStopAt != nil && time.Now().Before(*sess.WorkerStopAt) {
+			return job.Source{}, fmt.Errorf("%w: session %s (%s) may resume until %s", ErrSessionPaused, sess.ID, reason,
+				sess.WorkerStopAt.UTC().Format(time.RFC3339))
+		}
+		return job.Source{}, fmt.Errorf("%w: session %s ended (%s)", ErrSessionOver, sess.ID, reason)
+	}
+	st, err := s.st.GetStream(ctx, sess.StreamID)
+	if err != nil {
+		return job.Source{}, err
+	}
+	return s.transcodes.source(st, sess)
 }
 
 // WorkerEvent records what a worker reports about a session it runs.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/dionysia/dionysia/services/internal/testlog"
 	"io"
@@ -36,8 +37,9 @@ import (
 )
 
 const (
-	testSecret = "ingest-integration-secret-0123"
-	queueDB    = 7 // asynq has no key prefix: the queue tests' own Redis database
+	testSecret   = "ingest-integration-secret-0123"
+	workerSecret = "ingest-integration-worker-secret"
+	queueDB      = 7 // asynq has no key prefix: the queue tests' own Redis database
 	// liveWithin is how long the tests wait for live → API and stop → idle:
 	// a deadline for a loaded machine, not a target (the tests log the time
 	// it took; the e2e suite and the benchmarks report it).
@@ -54,6 +56,8 @@ type bundle struct {
 	key      string // admin API key
 	edge     *edge.Edge
 	insp     *asynq.Inspector
+	rdb      *redis.Client // the queue database
+	prefix   string        // this test's key prefix
 	stops    job.StopSignal
 	rtmpBase string
 	srtAddr  string
@@ -121,7 +125,7 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pool := dbtest.New(t)
 	st := store.New(pool)
-	srv, err := api.NewApp(config.API{EdgeSecret: testSecret, WorkerSecret: "w", Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
+	srv, err := api.NewApp(config.API{EdgeSecret: testSecret, WorkerSecret: workerSecret, Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
 		Dispatch: config.Dispatch{ReconnectGrace: grace}},
 		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
@@ -155,17 +159,22 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 			t.Error("edge did not stop within 30 s")
 		}
 	})
-	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb),
+	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, prefix: prefix,
 		stops: job.StopSignal{Redis: rdb, Prefix: prefix}, logs: logs,
 		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort), srtAddr: fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort)}
-	// Delete every task this test's edge caused (they pull from its RTMP port).
+	// Delete every task this test caused (those of streams in its own
+	// database schema).
 	t.Cleanup(func() {
 		tasks, err := b.insp.ListPendingTasks(job.QueueCPU, asynq.PageSize(1000))
 		if err != nil {
 			return
 		}
 		for _, ti := range tasks {
-			if tr, err := job.Unmarshal(ti.Payload); err == nil && strings.HasPrefix(tr.Source.URL, b.rtmpBase+"/") {
+			tr, err := job.Unmarshal(ti.Payload)
+			if err != nil {
+				continue
+			}
+			if _, err := st.GetStream(context.Background(), tr.StreamID); err == nil {
 				_ = b.insp.DeleteTask(job.QueueCPU, ti.ID)
 			}
 		}
@@ -202,6 +211,24 @@ func (b *bundle) call(method, path string, body, out any) int {
 		require.NoError(b.t, json.Unmarshal(data, out), string(data))
 	}
 	return res.StatusCode
+}
+
+// source fetches a session's source from the API as its worker does.
+func (b *bundle) source(session uuid.UUID) (job.Source, int) {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, b.api.URL+job.SourcePath(session), nil)
+	require.NoError(b.t, err)
+	req.Header.Set("Authorization", "Bearer "+workerSecret)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(b.t, err)
+	defer res.Body.Close()
+	var src job.Source
+	if res.StatusCode == http.StatusOK {
+		require.NoError(b.t, json.NewDecoder(res.Body).Decode(&src))
+	} else {
+		require.Equal(b.t, "application/problem+json", res.Header.Get("Content-Type"))
+	}
+	return src, res.StatusCode
 }
 
 func (b *bundle) stream(id uuid.UUID) apiv1.Stream {
@@ -363,10 +390,11 @@ func TestIngestLifecycle(t *testing.T) {
 	require.Equal(t, wantW, sess.Source.Width)
 	require.Equal(t, wantH, sess.Source.Height)
 	require.Equal(t, "edge-it", sess.EdgeID)
-	tasks := b.waitTasks(sess.ID)
-	require.Len(t, tasks, 1)
-	require.True(t, strings.HasPrefix(tasks[0].Source.URL, b.rtmpBase+"/live/"), tasks[0].Source)
-	require.Equal(t, "worker", tasks[0].Source.User)
+	require.Len(t, b.waitTasks(sess.ID), 1)
+	src, status := b.source(sess.ID)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, b.rtmpBase+"/live/"+s.StreamKey, src.URL, "the worker pulls from this edge")
+	require.Equal(t, "worker", src.User)
 
 	// A second publisher on the live key is refused by the edge.
 	second := b.publishRTMP(s.StreamKey)
@@ -466,6 +494,10 @@ func TestPublisherReconnectResumesTheSession(t *testing.T) {
 	require.Equal(t, sess.ID, ended.ID)
 	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
 
+	// Meanwhile its worker, asking where to pull from, is told to wait.
+	_, status := b.source(sess.ID)
+	require.Equal(t, http.StatusServiceUnavailable, status, "within the grace the session may resume")
+
 	dropped := time.Now()
 	pub = b.publishRTMP(s.StreamKey)
 	t.Cleanup(func() { _ = pub.cmd.Process.Kill() })
@@ -480,7 +512,93 @@ func TestPublisherReconnectResumesTheSession(t *testing.T) {
 	require.Nil(t, back.EndReason)
 	require.Len(t, b.sessions(s.ID), 1, "no new session")
 	require.Len(t, b.tasksOf(sess.ID), 1, "no second task: the worker that waits for its source carries on")
+	src, status := b.source(sess.ID)
+	require.Equal(t, http.StatusOK, status, "resumed: the worker's next run pulls again")
+	require.Equal(t, b.rtmpBase+"/live/"+s.StreamKey, src.URL)
 	_, stopped, err := b.stops.Requested(b.ctx, sess.ID)
 	require.NoError(t, err)
 	require.False(t, stopped, "the worker is not told to stop")
+}
+
+// While a stream is live, no Redis value holds its stream key (the publish
+// credential) or its worker's read password: not the transcode task (asynq's
+// keys of the queue), not the dispatch record, not the ownership and stop
+// keys. The task carries references; the worker fetches the source from the
+// API.
+func TestNoStreamKeyInRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real edge, mediamtx and ffmpeg publishers: skipped with -short")
+	}
+	b := setup(t)
+	s := b.createStream("no-key-in-redis")
+	b.publishRTMP(s.StreamKey)
+	live := b.waitLive(s.ID, uuid.Nil, liveWithin)
+	sess := live.Session.ID
+	require.Len(t, b.waitTasks(sess), 1, "the task waits in the queue")
+	require.Eventually(t, func() bool {
+		n, err := b.rdb.Exists(b.ctx, b.prefix+"dispatch:"+sess.String()).Result()
+		return err == nil && n == 1
+	}, 5*time.Second, 50*time.Millisecond, "the dispatch record exists")
+	src, status := b.source(sess)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, src.URL, s.StreamKey, "what a worker gets from the API holds the key")
+	secrets := map[string]string{"stream key": s.StreamKey, "read password": src.Password}
+
+	var keys []string
+	for _, pattern := range []string{b.prefix + "*", "asynq:*"} {
+		iter := b.rdb.Scan(b.ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(b.ctx) {
+			keys = append(keys, iter.Val())
+		}
+		require.NoError(t, iter.Err())
+	}
+	taskKey := "asynq:{" + job.QueueCPU + "}:t:" + job.TaskID(sess)
+	require.Contains(t, keys, taskKey, "the scan covers the task")
+	sawSession := false
+	for _, k := range keys {
+		vals := []string{k}
+		typ, err := b.rdb.Type(b.ctx, k).Result()
+		require.NoError(t, err)
+		switch typ {
+		case "string":
+			v, err := b.rdb.Get(b.ctx, k).Result()
+			if !errors.Is(err, redis.Nil) {
+				require.NoError(t, err, k)
+			}
+			vals = append(vals, v)
+		case "hash":
+			m, err := b.rdb.HGetAll(b.ctx, k).Result()
+			require.NoError(t, err, k)
+			for f, v := range m {
+				vals = append(vals, f, v)
+			}
+		case "list":
+			l, err := b.rdb.LRange(b.ctx, k, 0, -1).Result()
+			require.NoError(t, err, k)
+			vals = append(vals, l...)
+		case "set":
+			m, err := b.rdb.SMembers(b.ctx, k).Result()
+			require.NoError(t, err, k)
+			vals = append(vals, m...)
+		case "zset":
+			m, err := b.rdb.ZRange(b.ctx, k, 0, -1).Result()
+			require.NoError(t, err, k)
+			vals = append(vals, m...)
+		case "none":
+			continue // expired meanwhile
+		default:
+			t.Fatalf("key %s has type %s, which this test does not read", k, typ)
+		}
+		if dump, err := b.rdb.Dump(b.ctx, k).Result(); err == nil {
+			vals = append(vals, dump)
+		}
+		for _, v := range vals {
+			for what, secret := range secrets {
+				require.NotContains(t, v, secret, "the %s is in Redis key %s (%s)", what, k, typ)
+			}
+			sawSession = sawSession || strings.Contains(v, sess.String())
+		}
+	}
+	require.True(t, sawSession, "the scan saw the session's task and records")
+	t.Logf("scanned %d keys: no stream key, no read password", len(keys))
 }

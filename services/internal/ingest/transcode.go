@@ -42,42 +42,35 @@ func (t Transcodes) Transcode(ctx context.Context, sessionID uuid.UUID) (job.Tra
 	return out, err == nil, err
 }
 
-// Wanted lists the open, not failed sessions.
+// Wanted lists the open, not failed sessions with their stream's playback
+// policy.
 func (t Transcodes) Wanted(ctx context.Context) ([]dispatch.Want, error) {
-	open, err := t.Store.OpenSessions(ctx)
+	open, err := t.Store.OpenSessionPolicies(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]dispatch.Want, 0, len(open))
 	for _, s := range open {
 		if s.Status != store.SessionFailed {
-			out = append(out, dispatch.Want{StreamID: s.StreamID, SessionID: s.ID})
+			out = append(out, dispatch.Want{StreamID: s.StreamID, SessionID: s.SessionID, Policy: s.PlaybackPolicy})
 		}
 	}
 	return out, nil
 }
 
-// build is the payload of a session of st: where to pull the stream from,
-// with the worker's read credential, and a snapshot of the stream's profile
-// and outputs.
+// build is the payload of a session of st: references (stream, session) and
+// a snapshot of the stream's profile and outputs. It holds no credential:
+// the worker fetches where to pull from (Source) from the API.
 func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Session) (job.Transcode, error) {
 	p, err := t.Store.GetProfile(ctx, st.ProfileID)
 	if err != nil {
 		return job.Transcode{}, err
 	}
-	// RTMP from the edge is the proven path (first frame in ~0.4 s); SRT when
-	// the edge has no RTMP listener.
-	proto := edgeapi.ProtocolRTMP
-	if sess.Edge.RTMPPort == 0 && sess.Edge.SRTPort != 0 {
-		proto = edgeapi.ProtocolSRT
-	}
-	url := sess.Edge.SourceURL(proto, st.StreamKey)
-	if sess.Edge.PublicHost == "" || url == "" {
-		return job.Transcode{}, fmt.Errorf("session %s: its edge %q reported no address to pull from", sess.ID, sess.EdgeID)
+	if _, err := t.source(st, sess); err != nil {
+		return job.Transcode{}, err
 	}
 	tr := job.Transcode{
 		StreamID: st.ID, SessionID: sess.ID,
-		Source:      job.Source{URL: url, User: WorkerUser, Password: WorkerPassword(t.EdgeSecret, st.ID, sess.ID)},
 		ProfileID:   p.ID,
 		ProfileName: p.Name,
 		Ladder:      p.Ladder,
@@ -88,4 +81,21 @@ func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Sessi
 		return job.Transcode{}, err
 	}
 	return tr, nil
+}
+
+// source is where a worker pulls an open session of st from, with its read
+// credential: the session's edge (it moves when a publisher resumes the
+// session on another edge) and the stream's current key.
+func (t Transcodes) source(st store.Stream, sess store.Session) (job.Source, error) {
+	// RTMP from the edge is the proven path (first frame in ~0.4 s); SRT when
+	// the edge has no RTMP listener.
+	proto := edgeapi.ProtocolRTMP
+	if sess.Edge.RTMPPort == 0 && sess.Edge.SRTPort != 0 {
+		proto = edgeapi.ProtocolSRT
+	}
+	url := sess.Edge.SourceURL(proto, st.StreamKey)
+	if sess.Edge.PublicHost == "" || url == "" {
+		return job.Source{}, fmt.Errorf("session %s: its edge %q reported no address to pull from", sess.ID, sess.EdgeID)
+	}
+	return job.Source{URL: url, User: WorkerUser, Password: WorkerPassword(t.EdgeSecret, st.ID, sess.ID)}, nil
 }

@@ -8,6 +8,12 @@ import (
 	"github.com/dionysia/dionysia/pkg/ownership"
 )
 
+// maxPublicTTL bounds how long a state whose policy is public is cached,
+// whatever CacheTTL says: a stream switched to signed must be refused within
+// 2 s even if its invalidation event was lost. Signed and unknown policies
+// fail closed and may be cached for the full TTL.
+const maxPublicTTL = time.Second
+
 // Cache bounds: past softLimit entries expired ones are swept on insert;
 // past hardLimit everything is dropped (a flood of random stream ids must
 // not grow memory without bound).
@@ -84,15 +90,23 @@ func (c *stateCache) get(ctx context.Context, id string) (ownership.State, strin
 	c.mu.Lock()
 	delete(c.flights, id)
 	if f.err == nil && c.gen == gen {
-		ttl := c.ttl
-		if f.st.Owner == nil {
-			ttl = c.negTTL
-		}
-		c.insertLocked(id, cacheEntry{st: f.st, exp: time.Now().Add(ttl)})
+		c.insertLocked(id, cacheEntry{st: f.st, exp: time.Now().Add(c.ttlOf(f.st))})
 	}
 	c.mu.Unlock()
 	close(f.done)
 	return f.st, resultMiss, f.err
+}
+
+// ttlOf is how long st may be cached.
+func (c *stateCache) ttlOf(st ownership.State) time.Duration {
+	ttl := c.ttl
+	if st.Owner == nil {
+		ttl = c.negTTL
+	}
+	if !st.Signed() {
+		ttl = min(ttl, maxPublicTTL)
+	}
+	return ttl
 }
 
 func (c *stateCache) insertLocked(id string, e cacheEntry) {
@@ -140,11 +154,7 @@ func (c *stateCache) fresh(ctx context.Context, id string) (ownership.State, err
 	}
 	c.mu.Lock()
 	if c.gen == gen {
-		ttl := c.ttl
-		if st.Owner == nil {
-			ttl = c.negTTL
-		}
-		c.insertLocked(id, cacheEntry{st: st, exp: time.Now().Add(ttl)})
+		c.insertLocked(id, cacheEntry{st: st, exp: time.Now().Add(c.ttlOf(st))})
 	}
 	c.mu.Unlock()
 	return st, nil

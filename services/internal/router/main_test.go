@@ -49,17 +49,14 @@ func run(m *testing.M) int {
 
 // startOrigin runs the origin standalone as worker workerID over dataDir and
 // returns its base URL and a function that kills it (also run at cleanup).
-// With keysEnv (DIONYSIA_PLAYBACK_KEYS=...) the origin enforces playback
-// tokens itself, as origins reachable by viewers (redirect mode) must.
-func startOrigin(t *testing.T, dataDir, workerID, prefix string, keysEnv ...string) (string, func()) {
+// Like a worker's origin it has the playback keys (keysEnv) and enforces each
+// stream's live policy itself.
+func startOrigin(t *testing.T, dataDir, workerID, prefix string) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	args := []string{"-data", dataDir, "-worker-id", workerID, "-holds", "redis", "-redis-url", redisURL(), "-prefix", prefix}
-	if len(keysEnv) > 0 {
-		args = append(args, "-enforce-tokens")
-	}
 	cmd := exec.CommandContext(ctx, originBin, args...)
-	cmd.Env = append(os.Environ(), keysEnv...)
+	cmd.Env = append(os.Environ(), keysEnv)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -298,7 +298,11 @@ func (rt *Router) live(w http.ResponseWriter, r *http.Request) {
 		rt.problem(w, http.StatusServiceUnavailable, OutcomeRegistryError, "routing registry unavailable")
 		return
 	}
-	if !rt.authorized(w, r, p, st) {
+	if st.Owner == nil && st.Assignment == nil {
+		rt.notOwned(w, st)
+		return
+	}
+	if !rt.authorized(w, r, &p, st) {
 		return
 	}
 	if st.Owner == nil {
@@ -319,18 +323,13 @@ func (rt *Router) live(w http.ResponseWriter, r *http.Request) {
 	rt.proxy(w, r, p, st)
 }
 
-// authorized enforces the stream's playback policy (known from the owner
-// record, or from the assignment in the failover window). It writes the 403
-// itself.
-func (rt *Router) authorized(w http.ResponseWriter, r *http.Request, p playback.Path, st ownership.State) bool {
-	policy := ""
-	switch {
-	case st.Owner != nil:
-		policy = st.Owner.Policy
-	case st.Assignment != nil:
-		policy = st.Assignment.Policy
-	}
-	if policy != playback.PolicySigned {
+// authorized enforces the stream's live playback policy (the policy key the
+// control plane writes; a stream without one counts as signed). It writes the
+// 403 itself. For a verified token it replaces p.Token with the token the
+// origin gets in proxy mode: the same claims without the viewer's address,
+// which the origin cannot see.
+func (rt *Router) authorized(w http.ResponseWriter, r *http.Request, p *playback.Path, st ownership.State) bool {
+	if !st.Signed() {
 		return true
 	}
 	if rt.cfg.Signer == nil {
@@ -340,6 +339,14 @@ func (rt *Router) authorized(w http.ResponseWriter, r *http.Request, p playback.
 	if err := rt.cfg.Signer.Verify(p.Token, p.StreamID, rt.clientIP(r), rt.cfg.Now()); err != nil {
 		rt.problem(w, http.StatusForbidden, OutcomeForbidden, err.Error())
 		return false
+	}
+	if rt.cfg.Mode == ModeProxy {
+		tok, err := rt.cfg.Signer.Unbound(p.Token)
+		if err != nil {
+			rt.problem(w, http.StatusForbidden, OutcomeForbidden, err.Error())
+			return false
+		}
+		p.Token = tok
 	}
 	return true
 }
@@ -448,8 +455,11 @@ func (rt *Router) retry(r *http.Request, p playback.Path, failed *ownership.Owne
 	return rt.roundTrip(r, p, st.Owner)
 }
 
+// roundTrip sends the request to the owner's origin, with the token: the
+// origin checks the policy too (it may have seen a change before this
+// router).
 func (rt *Router) roundTrip(r *http.Request, p playback.Path, owner *ownership.Owner) (*http.Response, *ownership.Owner, error) {
-	target := strings.TrimSuffix(owner.OriginURL, "/") + playback.URLPath(p.StreamID, "", p.File)
+	target := strings.TrimSuffix(owner.OriginURL, "/") + playback.URLPath(p.StreamID, p.Token, p.File)
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, nil)
 	if err != nil {
 		return nil, owner, fmt.Errorf("building origin request: %w", err)

@@ -106,9 +106,12 @@ func waitSubscribed(t *testing.T, rdb *redis.Client, channel string) {
 	}, 30*time.Second, 10*time.Millisecond, "router did not subscribe")
 }
 
+// own assigns the stream's session with policy (as the control plane does)
+// and acquires it for worker.
 func (b *testBundle) own(t *testing.T, worker, originURL, policy string) ownership.Lease {
 	t.Helper()
-	l, err := b.store.Acquire(t.Context(), b.stream, b.session, ownership.Holder{WorkerID: worker, OriginURL: originURL, Policy: policy})
+	require.NoError(t, b.store.Assign(t.Context(), b.stream, b.session, policy))
+	l, err := b.store.Acquire(t.Context(), b.stream, b.session, ownership.Holder{WorkerID: worker, OriginURL: originURL})
 	require.NoError(t, err)
 	return l
 }
@@ -318,7 +321,7 @@ func TestPlaybackThroughRouter(t *testing.T) {
 func TestRedirectMode(t *testing.T) {
 	t.Parallel()
 	b := setup(t, router.ModeRedirect, nil)
-	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix, keysEnv)
+	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
 	b.own(t, "A", originA, playback.PolicyPublic)
 
 	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -385,7 +388,7 @@ func TestSignedPlayback(t *testing.T) {
 func TestSignedRedirectEnforcedByOrigin(t *testing.T) {
 	t.Parallel()
 	b := setup(t, router.ModeRedirect, nil)
-	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix, keysEnv)
+	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
 	b.own(t, "A", originA, playback.PolicySigned)
 	tok, err := b.signer.Mint(b.stream, time.Hour, "")
 	require.NoError(t, err)
@@ -397,6 +400,105 @@ func TestSignedRedirectEnforcedByOrigin(t *testing.T) {
 	require.NoError(t, err)
 	direct.Body.Close()
 	require.Equal(t, http.StatusForbidden, direct.StatusCode, "a guessed origin URL without a token is refused")
+}
+
+// A policy change on a live stream (ownership.Store.SetPolicy, what the API's
+// PATCH does) applies within 2 s at the router and at the origin, in both
+// modes and both directions.
+func TestPolicyChangeAppliesLive(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{router.ModeProxy, router.ModeRedirect} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, mode, nil)
+			originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
+			b.own(t, "A", originA, playback.PolicyPublic)
+			tok, err := b.signer.Mint(b.stream, time.Hour, "127.0.0.1")
+			require.NoError(t, err)
+			open := playback.URLPath(b.stream, "", "720p/0.m4s")
+			withToken := playback.URLPath(b.stream, tok, "720p/0.m4s")
+			status := func(base, p string) int {
+				res, err := b.client.Get(base + p)
+				require.NoError(t, err)
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				return res.StatusCode
+			}
+			require.Equal(t, http.StatusOK, status(b.router.URL, open))
+			require.Equal(t, http.StatusOK, status(originA, open))
+
+			_, err = b.store.SetPolicy(t.Context(), b.stream, playback.PolicySigned)
+			require.NoError(t, err)
+			changed := time.Now()
+			require.Eventually(t, func() bool {
+				return status(b.router.URL, open) == http.StatusForbidden && status(originA, open) == http.StatusForbidden
+			}, 2*time.Second, 20*time.Millisecond, "signed must apply within 2 s at router and origin")
+			t.Logf("signed applied after %s", time.Since(changed).Round(time.Millisecond))
+			res, body := b.get(t, open)
+			require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+			require.Contains(t, string(body), "token missing")
+			require.Equal(t, http.StatusOK, status(b.router.URL, withToken), "an IP-bound token through the router")
+
+			_, err = b.store.SetPolicy(t.Context(), b.stream, playback.PolicyPublic)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				return status(b.router.URL, open) == http.StatusOK && status(originA, open) == http.StatusOK
+			}, 2*time.Second, 20*time.Millisecond, "public again within 2 s")
+		})
+	}
+}
+
+// A router whose invalidation events are lost (no Run) and whose cache TTL is
+// long still stops serving a stream switched to signed within 2 s: public
+// states are never cached for longer than a second.
+func TestPolicyChangeWithoutEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t, router.ModeProxy, nil)
+	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
+	rt, err := router.New(router.Config{Redis: b.rdb, Prefix: b.prefix, CacheTTL: time.Minute, Signer: b.signer,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	srv := httptest.NewServer(rt) // no Run: no invalidation messages
+	t.Cleanup(srv.Close)
+	b.own(t, "A", originA, playback.PolicyPublic)
+	p := srv.URL + playback.URLPath(b.stream, "", "index.m3u8")
+	res, err := b.client.Get(p)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	_, err = b.store.SetPolicy(t.Context(), b.stream, playback.PolicySigned)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		res, err := b.client.Get(p)
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusForbidden
+	}, 2*time.Second, 20*time.Millisecond)
+}
+
+// A live stream whose policy is missing from Redis (written by nobody, or
+// lost) is treated as signed.
+func TestMissingPolicyFailsClosed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, router.ModeProxy, nil)
+	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
+	b.own(t, "A", originA, playback.PolicyPublic)
+	require.NoError(t, b.rdb.Del(t.Context(), b.store.PolicyKey(b.stream)).Err())
+	require.Eventually(t, func() bool {
+		res, _ := b.get(t, playback.URLPath(b.stream, "", "index.m3u8"))
+		return res.StatusCode == http.StatusForbidden
+	}, 2*time.Second, 20*time.Millisecond)
+	direct, err := http.Get(originA + playback.URLPath(b.stream, "", "index.m3u8"))
+	require.NoError(t, err)
+	direct.Body.Close()
+	require.Equal(t, http.StatusForbidden, direct.StatusCode)
+	tok, err := b.signer.Mint(b.stream, time.Hour, "")
+	require.NoError(t, err)
+	res, _ := b.get(t, playback.URLPath(b.stream, tok, "index.m3u8"))
+	require.Equal(t, http.StatusOK, res.StatusCode)
 }
 
 func TestOwnershipChangeMovesTraffic(t *testing.T) {

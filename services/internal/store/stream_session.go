@@ -367,6 +367,29 @@ func (s *Store) OpenSessions(ctx context.Context) ([]Session, error) {
 	return sessionsFromRows(rows), nil
 }
 
+// OpenSessionPolicy is an open session with its stream's current playback
+// policy.
+type OpenSessionPolicy struct {
+	SessionID      uuid.UUID
+	StreamID       uuid.UUID
+	Status         string
+	PlaybackPolicy string
+}
+
+// OpenSessionPolicies returns every open session with its stream's playback
+// policy, oldest first.
+func (s *Store) OpenSessionPolicies(ctx context.Context) ([]OpenSessionPolicy, error) {
+	rows, err := s.q.ListOpenStreamSessionPolicies(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing open sessions: %w", interpretError(err))
+	}
+	out := make([]OpenSessionPolicy, len(rows))
+	for i, r := range rows {
+		out[i] = OpenSessionPolicy{SessionID: r.ID, StreamID: r.StreamID, Status: r.Status, PlaybackPolicy: r.PlaybackPolicy}
+	}
+	return out, nil
+}
+
 // EdgeSession is an open session of an edge with the state of its stream.
 type EdgeSession struct {
 	Session

@@ -11,6 +11,7 @@ package origin
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,10 +38,12 @@ type Config struct {
 	// Holds reports whether this worker currently owns streamID. Only held
 	// streams are served. Required.
 	Holds func(streamID string) bool
-	// Signed reports whether streamID requires a playback token. With Signer,
-	// the origin enforces tokens itself: needed when viewers reach it directly
-	// (the router's redirect mode). Leave nil behind a proxying router.
-	Signed func(streamID string) bool
+	// Signed reports whether streamID requires a playback token now (the
+	// stream's live policy; see Policies). Required: the origin verifies
+	// tokens itself whichever way viewers reach it (directly in the router's
+	// redirect mode, or through a proxying router, which passes the token on).
+	Signed func(ctx context.Context, streamID string) bool
+	// Signer verifies the tokens. Without it a signed stream is refused (403).
 	Signer *playback.Signer
 	// SegmentDuration is the target segment length; playlists are cacheable
 	// for half of it (at least 1 s). Default 2 s.
@@ -79,6 +82,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Holds == nil {
 		return nil, errors.New("origin: Holds is required")
+	}
+	if cfg.Signed == nil {
+		return nil, errors.New("origin: Signed is required")
 	}
 	if cfg.Signer != nil {
 		if err := cfg.Signer.Validate(); err != nil {
@@ -139,7 +145,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, http.StatusNotFound, OutcomeNotHeld, "stream is not served by this origin")
 		return
 	}
-	if h.cfg.Signer != nil && h.cfg.Signed != nil && h.cfg.Signed(p.StreamID) {
+	if h.cfg.Signed(r.Context(), p.StreamID) {
+		if h.cfg.Signer == nil {
+			h.problem(w, http.StatusForbidden, OutcomeForbidden, "signed playback is not configured on this origin (DIONYSIA_PLAYBACK_KEYS)")
+			return
+		}
 		if err := h.cfg.Signer.Verify(p.Token, p.StreamID, ClientIP(r), h.cfg.Now()); err != nil {
 			h.problem(w, http.StatusForbidden, OutcomeForbidden, err.Error())
 			return

@@ -2,14 +2,18 @@ package origin_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,6 +70,7 @@ func setup(t *testing.T, mutate func(*origin.Config)) *testBundle {
 	cfg := origin.Config{
 		DataDir:  b.dir,
 		Holds:    func(id string) bool { return id == b.stream && b.held.Load() },
+		Signed:   func(context.Context, string) bool { return false },
 		WorkerID: "w-test",
 		Registry: b.reg,
 	}
@@ -273,12 +278,12 @@ func TestTraversalRejected(t *testing.T) {
 	}
 }
 
-func TestSignedStreamsEnforcedWhenConfigured(t *testing.T) {
+func TestSignedStreamsEnforced(t *testing.T) {
 	t.Parallel()
 	signer := &playback.Signer{Keys: map[string][]byte{"k1": []byte("0123456789abcdef0123456789abcdef")}, Current: "k1"}
 	b := setup(t, func(c *origin.Config) {
 		c.Signer = signer
-		c.Signed = func(string) bool { return true }
+		c.Signed = func(context.Context, string) bool { return true }
 	})
 	tok, err := signer.Mint(b.stream, time.Minute, "")
 	require.NoError(t, err)
@@ -291,6 +296,51 @@ func TestSignedStreamsEnforcedWhenConfigured(t *testing.T) {
 	require.NoError(t, err)
 	res, _ = b.get(t, playback.URLPath(b.stream, other, "720p/1.m4s"), nil)
 	require.Equal(t, http.StatusForbidden, res.StatusCode)
+}
+
+// A signed stream on an origin without keys is refused, never served.
+func TestSignedWithoutKeysFailsClosed(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *origin.Config) { c.Signed = func(context.Context, string) bool { return true } })
+	res, body := b.get(t, playback.URLPath(b.stream, "", "720p/1.m4s"), nil)
+	require.Equal(t, http.StatusForbidden, res.StatusCode)
+	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+	require.Contains(t, body, "DIONYSIA_PLAYBACK_KEYS")
+	_, err := origin.New(origin.Config{DataDir: b.dir, Holds: func(string) bool { return true }})
+	require.ErrorContains(t, err, "Signed is required")
+}
+
+// Policies caches a stream's policy for at most its TTL and fails closed:
+// no policy, or a failed lookup, means signed.
+func TestPoliciesFailClosed(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	policy, fail, calls := "public", false, 0
+	p := &origin.Policies{TTL: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		Lookup: func(context.Context, string) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if fail {
+				return "", errors.New("redis down")
+			}
+			return policy, nil
+		}}
+	set := func(pol string, f bool) { mu.Lock(); policy, fail = pol, f; mu.Unlock() }
+	ctx := context.Background()
+	require.False(t, p.Signed(ctx, "s1"))
+	require.False(t, p.Signed(ctx, "s1"), "cached")
+	mu.Lock()
+	require.Equal(t, 1, calls)
+	mu.Unlock()
+	set("signed", false)
+	require.Eventually(t, func() bool { return p.Signed(ctx, "s1") }, 2*time.Second, 5*time.Millisecond, "a change applies after the TTL")
+	set("", false)
+	require.True(t, p.Signed(ctx, "s2"), "no policy: signed")
+	set("public", true)
+	require.True(t, p.Signed(ctx, "s3"), "lookup failed: signed")
+	set("public", false)
+	require.False(t, p.Signed(ctx, "s3"), "a failure is not cached")
 }
 
 func FuzzOriginPath(f *testing.F) {
@@ -318,7 +368,8 @@ func FuzzOriginPath(f *testing.F) {
 	if err := os.Symlink("../"+other, filepath.Join(sd, "sib")); err != nil {
 		f.Fatal(err)
 	}
-	h, err := origin.New(origin.Config{DataDir: dir, Holds: func(string) bool { return true }})
+	h, err := origin.New(origin.Config{DataDir: dir, Holds: func(string) bool { return true },
+		Signed: func(context.Context, string) bool { return false }})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/conf"
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/spf13/pflag"
 )
 
@@ -29,7 +30,7 @@ var (
 )
 
 // Secrets are the worker's environment-only settings.
-var Secrets = []conf.Var{conf.WorkerSecret}
+var Secrets = []conf.Var{conf.WorkerSecret, conf.PlaybackKeys}
 
 // DefaultOriginAddr is the origin's listen address: loopback, because only
 // the routers reach it; on several hosts set DIONYSIA_WORKER_ORIGIN_ADDR to
@@ -51,6 +52,10 @@ type Config struct {
 
 	APIURL string // control plane, for session events; default conf.DefaultAPIURL
 	Secret string // DIONYSIA_WORKER_SECRET shared with the API; required, never logged
+	// PlaybackKeys are DIONYSIA_PLAYBACK_KEYS (environment only, never
+	// logged): the origin verifies the tokens of signed streams with them.
+	// Without them every signed stream is refused (403).
+	PlaybackKeys string
 
 	Class         string // "auto" (probe), "cpu" (never use a GPU); default auto
 	Capacity      int    // concurrent live transcodes; default: cores/2 (min 1) on CPU, NVENC sessions/rungs on GPU
@@ -81,10 +86,11 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	f.Duration(&c.ShutdownTimeout, VarShutdownTimeout, c.ShutdownTimeout, "graceful stop budget (default 10s)")
 }
 
-// LoadSecrets reads the secret from the environment (lookup is os.LookupEnv
-// in production), so it never shows in ps.
+// LoadSecrets reads the secrets from the environment (lookup is os.LookupEnv
+// in production), so they never show in ps.
 func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
 	c.Secret = conf.Secret(lookup, conf.WorkerSecret)
+	c.PlaybackKeys = conf.Secret(lookup, conf.PlaybackKeys)
 }
 
 // WithDefaults fills zero fields.
@@ -129,6 +135,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, conf.Required(VarDataDir, c.DataDir))
+	}
+	if c.PlaybackKeys != "" {
+		if _, err := playback.ParseKeys(c.PlaybackKeys); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", conf.PlaybackKeys, err))
+		}
 	}
 	return errors.Join(errs...)
 }

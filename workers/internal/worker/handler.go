@@ -18,11 +18,15 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// RunFunc runs one pipeline run of a transcode into sink. It returns nil when
+// RunFunc runs one pipeline run of a transcode, pulling src, into sink. It returns nil when
 // the source ended (EOS), an error when the run failed, and ctx.Err() (or nil)
 // soon after ctx ends. Permanent failures (a source that can never be
 // transcoded) are marked by wrapping ErrPermanent.
-type RunFunc func(ctx context.Context, t job.Transcode, sink media.Sink) error
+type RunFunc func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error
+
+// SourceFunc returns where a session's stream is pulled from now
+// (Sources.Fetch); ErrSessionOver when the session is over.
+type SourceFunc func(ctx context.Context, sessionID uuid.UUID) (job.Source, error)
 
 // ErrPermanent marks a pipeline failure that a restart cannot fix, such as an
 // unsupported codec or a source with no video.
@@ -45,6 +49,7 @@ type Handler struct {
 	Ownership *ownership.Store
 	Stops     job.StopSignal
 	Reporter  *Reporter
+	Source    SourceFunc // asked before every pipeline run
 	Run       RunFunc
 	Metrics   *Metrics
 	Logger    *slog.Logger
@@ -145,8 +150,15 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		return nil
 	}
 
+	// The task holds no credential: ask the API where to pull from. A
+	// session that is already over is not started.
+	if _, err := h.Source(ctx, t.SessionID); errors.Is(err, ErrSessionOver) {
+		log.Info("session is over before it started here", "err", err)
+		return nil
+	}
+
 	hold, err := h.Ownership.Hold(ctx, t.StreamID.String(), t.SessionID.String(), ownership.Holder{
-		WorkerID: h.WorkerID, OriginURL: h.OriginURL, Policy: t.PlaybackPolicy,
+		WorkerID: h.WorkerID, OriginURL: h.OriginURL,
 	})
 	if held := (*ownership.HeldError)(nil); errors.As(err, &held) {
 		// Another worker produces this stream (a redelivered task after a
@@ -164,7 +176,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 			log.Warn("releasing stream ownership", "err", err)
 		}
 	}()
-	log.Info("transcoding", "token", hold.Lease().Token, "source", t.Source, "profile", t.ProfileName)
+	log.Info("transcoding", "token", hold.Lease().Token, "profile", t.ProfileName)
 
 	runCtx, cancel := context.WithCancelCause(hold.Context())
 	defer cancel(nil)
@@ -283,9 +295,12 @@ func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode
 	var sourceGoneSince time.Time // zero while the source is presumed present
 	for {
 		started := time.Now()
-		err := h.Run(ctx, t, pk)
+		src, err := h.runOnce(ctx, t, pk)
 		if ctx.Err() != nil {
 			return runOutcome{}
+		}
+		if errors.Is(err, ErrSessionOver) {
+			return runOutcome{ended: true, reason: "session_over"}
 		}
 		if errors.Is(err, ErrPermanent) {
 			return runOutcome{failed: err}
@@ -294,7 +309,7 @@ func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode
 			sourceGoneSince = time.Time{} // it ran fine for a while
 			backoff = 500 * time.Millisecond
 		}
-		if err == nil && finite(t.Source) {
+		if err == nil && finite(src) {
 			// A file has an end: reading it again would only replay it.
 			return runOutcome{ended: true, reason: "source_ended"}
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/ladder"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/workers/internal/hwprobe"
+	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -78,6 +80,10 @@ func setup(t *testing.T) *testBundle {
 			http.Error(w, "bad secret", http.StatusUnauthorized)
 			return
 		}
+		if r.Method == http.MethodGet {
+			serveSource(w, r)
+			return
+		}
 		var ev job.SessionEvent
 		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.URL.Path != job.SessionEventPath(ev.SessionID) {
 			http.Error(w, "bad event", http.StatusBadRequest)
@@ -100,6 +106,7 @@ func setup(t *testing.T) *testBundle {
 		Ownership:   store,
 		Stops:       stops,
 		Reporter:    &Reporter{APIURL: api.URL, Secret: "worker-secret", Logger: log},
+		Source:      (&Sources{APIURL: api.URL, Secret: "worker-secret"}).Fetch,
 		Logger:      log,
 		Retention:   time.Hour,
 		SourceGrace: 500 * time.Millisecond,
@@ -143,6 +150,14 @@ func smallClip(t *testing.T) string {
 // It returns the URL the pipeline pulls.
 func liveSource(t *testing.T) string {
 	t.Helper()
+	url, _ := stoppableSource(t)
+	return url
+}
+
+// stoppableSource is liveSource with a function that stops it (a publisher
+// leaving); it is stopped at the end of the test anyway.
+func stoppableSource(t *testing.T) (string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port number (SRT is UDP; TCP's free port is free enough on loopback)
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -152,19 +167,68 @@ func liveSource(t *testing.T) string {
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
 		"-i", smallClip(t), "-c", "copy", "-f", "mpegts", addr+"?mode=listener")
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	return addr + "?streamid=read:live/test"
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); _ = cmd.Wait() }) }
+	t.Cleanup(stop)
+	return addr + "?streamid=read:live/test", stop
 }
 
+// sources is the API side of job.SourcePath for the tests: session → what
+// GET answers (a source URL, or an HTTP status for a session that is over or
+// paused).
+var (
+	sources      sync.Map
+	pausedServed atomic.Int64 // 503 answers given
+)
+
+type sourceAnswer struct {
+	url    string
+	status int
+}
+
+func serveSource(w http.ResponseWriter, r *http.Request) {
+	id, err := uuid.Parse(strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/internal/v1/sessions/"), "/source"))
+	if err != nil || r.URL.Path != job.SourcePath(id) {
+		http.Error(w, "bad path", http.StatusNotFound)
+		return
+	}
+	v, ok := sources.Load(id)
+	if !ok {
+		writeProblem(w, http.StatusNotFound, "no session with id "+id.String())
+		return
+	}
+	a := v.(sourceAnswer)
+	switch a.status {
+	case 0:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(job.Source{URL: a.url}) // a file source takes no credential
+	case http.StatusServiceUnavailable:
+		pausedServed.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, a.status, "publisher dropped; may resume")
+	default:
+		writeProblem(w, a.status, "session ended (publisher_disconnected)")
+	}
+}
+
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "detail": detail})
+}
+
+// payload is a task whose source (served by the tests' API) is source.
 func payload(t *testing.T, source string) job.Transcode {
 	t.Helper()
 	r := func(name string, w, h, kbps int) ladder.Rendition {
 		return ladder.Rendition{Name: name, Width: w, Height: h, VideoBitrateKbps: kbps, FrameRate: 30, Preset: "ultrafast"}
 	}
+	session := uuid.Must(uuid.NewV7())
+	sources.Store(session, sourceAnswer{url: source})
+	t.Cleanup(func() { sources.Delete(session) })
 	return job.Transcode{
 		StreamID:           uuid.Must(uuid.NewV7()),
-		SessionID:          uuid.Must(uuid.NewV7()),
-		Source:             job.Source{URL: source},
+		SessionID:          session,
 		ProfileName:        "test",
 		Ladder:             ladder.Ladder{Renditions: []ladder.Rendition{r("360p", 640, 360, 600), r("180p", 320, 180, 200)}}.WithDefaults(),
 		Outputs:            []string{job.OutputHLS, job.OutputDASH},
@@ -291,4 +355,75 @@ func TestHandlerStopsWhenTheSessionIsStopped(t *testing.T) {
 	tb.events.mu.Unlock()
 	require.Equal(t, job.EventFinished, last.Type)
 	require.Equal(t, "publisher_disconnected", last.Reason)
+}
+
+// The task holds no source: the worker asks the API before every run. A
+// session the API says is over is not started at all; one that ends while it
+// runs (409 on the next run) is finished cleanly; a paused one (503) is
+// waited for like an ended source, and a run pulls from where the session is
+// now.
+func TestHandlerFetchesTheSourceForEveryRun(t *testing.T) {
+	tb := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	over := payload(t, "file://"+smallClip(t))
+	sources.Store(over.SessionID, sourceAnswer{status: http.StatusConflict})
+	require.NoError(t, tb.handler.ProcessTask(ctx, task(t, over)))
+	require.NoDirExists(t, filepath.Join(tb.dataDir, over.StreamID.String()), "a session that is over is not started")
+	require.Empty(t, tb.events.types())
+
+	var runs sync.Map // source URL → true once a run pulled it
+	run := tb.handler.Run
+	tb.handler.Run = func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error {
+		runs.Store(src.URL, true)
+		return run(ctx, t, src, sink)
+	}
+	tb.handler.SourceGrace = time.Minute // only the API's answers end the session
+	first, stopFirst := stoppableSource(t)
+	p := payload(t, first)
+	done := make(chan error, 1)
+	go func() { done <- tb.handler.ProcessTask(ctx, task(t, p)) }()
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(tb.dataDir, p.StreamID.String(), "index.m3u8"))
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "the first source is transcoded")
+
+	// The publisher drops: the API says "paused", and the handler keeps
+	// asking without ending the session.
+	paused := pausedServed.Load()
+	sources.Store(p.SessionID, sourceAnswer{status: http.StatusServiceUnavailable})
+	stopFirst()
+	require.Eventually(t, func() bool { return pausedServed.Load() >= paused+2 }, 30*time.Second, 50*time.Millisecond,
+		"the handler keeps asking while the source is paused")
+	select {
+	case err := <-done:
+		t.Fatalf("a paused session ended: %v", err)
+	default:
+	}
+
+	// The publisher is back on another edge: the next run pulls from there.
+	moved, stopMoved := stoppableSource(t)
+	sources.Store(p.SessionID, sourceAnswer{url: moved})
+	require.Eventually(t, func() bool { _, ok := runs.Load(moved); return ok }, 30*time.Second, 20*time.Millisecond,
+		"the next run pulls from the new source")
+
+	// It leaves for good: the API says the session is over on the next run.
+	sources.Store(p.SessionID, sourceAnswer{status: http.StatusConflict})
+	stopMoved()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("the handler did not end the session the API says is over")
+	}
+	types := tb.events.types()
+	require.Equal(t, job.EventStarted, types[0])
+	require.Equal(t, job.EventFinished, types[len(types)-1])
+	tb.events.mu.Lock()
+	require.Equal(t, "session_over", tb.events.events[len(types)-1].Reason)
+	tb.events.mu.Unlock()
+	media, err := os.ReadFile(filepath.Join(tb.dataDir, p.StreamID.String(), "360p", "index.m3u8"))
+	require.NoError(t, err)
+	require.Contains(t, string(media), "#EXT-X-ENDLIST")
 }

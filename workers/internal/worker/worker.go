@@ -17,6 +17,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/fleet"
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/workers/internal/hwprobe"
 	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/origin"
@@ -85,6 +86,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Redis.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
 		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Redis.Prefix},
 		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
+		Source:      (&Sources{APIURL: cfg.APIURL, Secret: cfg.Secret}).Fetch,
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
@@ -95,23 +97,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		return fmt.Errorf("registering worker metrics: %w", err)
 	}
 
-	originHandler, err := origin.New(origin.Config{
-		DataDir: cfg.DataDir, Holds: handler.Holds, WorkerID: cfg.ID, Logger: log, Registry: reg,
-	})
+	mux, err := NewServeMux(cfg, handler.Holds, handler.Ownership, rdb, reg, log)
 	if err != nil {
-		return fmt.Errorf("creating origin: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/live/", originHandler)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := rdb.Ping(r.Context()).Err(); err != nil {
-			http.Error(w, "redis unreachable: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
 	ln, err := net.Listen("tcp", cfg.OriginAddr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.OriginAddr, err)
@@ -183,13 +172,50 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 	return runErr
 }
 
+// NewServeMux is the worker's HTTP surface as Run serves it: the origin at
+// /live/ (streams this worker holds, each under its live playback policy read
+// from the ownership registry, tokens verified with cfg.PlaybackKeys), and
+// /metrics, /healthz, /readyz.
+func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, rdb redis.UniversalClient,
+	reg *prometheus.Registry, log *slog.Logger) (*http.ServeMux, error) {
+	var signer *playback.Signer
+	if cfg.PlaybackKeys == "" {
+		log.Warn("DIONYSIA_PLAYBACK_KEYS is not set: this origin refuses every signed stream (403)")
+	} else {
+		var err error
+		if signer, err = playback.ParseKeys(cfg.PlaybackKeys); err != nil {
+			return nil, fmt.Errorf("DIONYSIA_PLAYBACK_KEYS: %w", err)
+		}
+	}
+	originHandler, err := origin.New(origin.Config{
+		DataDir: cfg.DataDir, Holds: holds, WorkerID: cfg.ID, Logger: log, Registry: reg,
+		Signed: (&origin.Policies{Lookup: owners.Policy, Logger: log}).Signed,
+		Signer: signer,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating origin: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/live/", originHandler)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := rdb.Ping(r.Context()).Err(); err != nil {
+			http.Error(w, "redis unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux, nil
+}
+
 // PipelineRunner returns the RunFunc that runs the GStreamer pipeline with the
 // probed backend, marking failures a restart cannot fix as ErrPermanent.
 func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, log *slog.Logger) RunFunc {
-	return func(ctx context.Context, t job.Transcode, sink media.Sink) error {
+	return func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error {
 		err := pipeline.Run(ctx, pipeline.Config{
 			StreamID:        t.StreamID.String(),
-			Source:          t.Source,
+			Source:          src,
 			Ladder:          t.Ladder,
 			Backend:         backend,
 			SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),

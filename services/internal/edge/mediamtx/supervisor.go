@@ -185,17 +185,31 @@ func (s *Supervisor) fold(r io.Reader) {
 	_, _ = io.Copy(io.Discard, r)
 }
 
-// childEnv is our environment without MTX_* variables: mediamtx reads those
-// as configuration overrides, and only the file we write may configure it.
+// childEnv is what mediamtx gets of our environment: an allow-list of the
+// process basics (search path, home, locale, time zone, temporary directory,
+// CA certificates). mediamtx needs nothing else: its whole configuration is
+// the file we write (authHTTPAddress points at the edge's loopback hook, and
+// the control API credential is checked there, never passed to the child).
+// In particular the edge's secrets (DIONYSIA_EDGE_SECRET, ...) never reach
+// it, nor MTX_* variables, which mediamtx would read as overrides of that
+// file.
 func childEnv(env []string) []string {
-	out := make([]string, 0, len(env))
+	out := make([]string, 0, 8)
 	for _, kv := range env {
-		if strings.HasPrefix(kv, "MTX_") {
-			continue
+		name, _, ok := strings.Cut(kv, "=")
+		if ok && allowedEnv(name) {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
+}
+
+func allowedEnv(name string) bool {
+	switch name {
+	case "PATH", "HOME", "USER", "LOGNAME", "TZ", "TMPDIR", "LANG", "LANGUAGE", "SSL_CERT_FILE", "SSL_CERT_DIR":
+		return true
+	}
+	return strings.HasPrefix(name, "LC_")
 }
 
 func describeExit(err error) string {

@@ -4,8 +4,11 @@
 // the origin package).
 //
 // With -holds=redis it serves exactly the streams whose ownership record in
-// Redis names -worker-id, the way a worker serves the streams it holds; with
-// -holds=all it serves every stream directory. It prints
+// Redis names -worker-id, the way a worker serves the streams it holds, and
+// enforces each stream's live playback policy (origin.Policies) with the keys
+// of DIONYSIA_PLAYBACK_KEYS, as a worker does (without keys, signed streams
+// are refused). With -holds=all, for benchmarks only, it serves every stream
+// directory as public. It prints
 // "listening on http://ADDR" on stdout once it accepts connections.
 package main
 
@@ -43,7 +46,6 @@ func run() error {
 	redisURL := flag.String("redis-url", "redis://127.0.0.1:6379/0", "Redis URL (-holds=redis)")
 	prefix := flag.String("prefix", ownership.DefaultPrefix, "Redis key prefix")
 	segment := flag.Duration("segment-duration", 2*time.Second, "segment duration (playlist Cache-Control)")
-	enforce := flag.Bool("enforce-tokens", false, "verify playback tokens of signed streams (keys from DIONYSIA_PLAYBACK_KEYS)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -51,6 +53,7 @@ func run() error {
 	switch *holds {
 	case "all":
 		cfg.Holds = func(string) bool { return true }
+		cfg.Signed = func(context.Context, string) bool { return false }
 	case "redis":
 		opt, err := redis.ParseURL(*redisURL)
 		if err != nil {
@@ -70,12 +73,12 @@ func run() error {
 			return o, ok && o.WorkerID == *workerID
 		}
 		cfg.Holds = func(id string) bool { _, ok := lookup(id); return ok }
-		cfg.Signed = func(id string) bool { o, _ := lookup(id); return o.Policy == playback.PolicySigned }
+		cfg.Signed = (&origin.Policies{Lookup: store.Policy, Logger: log}).Signed
 	default:
 		return fmt.Errorf("unknown -holds %q", *holds)
 	}
-	if *enforce {
-		s, err := playback.ParseKeys(os.Getenv("DIONYSIA_PLAYBACK_KEYS"))
+	if keys := os.Getenv("DIONYSIA_PLAYBACK_KEYS"); keys != "" {
+		s, err := playback.ParseKeys(keys)
 		if err != nil {
 			return err
 		}

@@ -147,3 +147,11 @@ WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
   AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
   AND stream_sessions.worker_stopped_at IS NULL -- its worker was not told to stop yet
 RETURNING *;
+
+-- name: ListOpenStreamSessionPolicies :many
+-- The open sessions with their stream's current playback policy: what the
+-- dispatcher keeps the live view in Redis in line with.
+SELECT ss.id, ss.stream_id, ss.status, s.playback_policy
+FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
+WHERE ss.ended_at IS NULL
+ORDER BY ss.id;

@@ -509,6 +509,47 @@ func (q *Queries) ListOpenEdgeSessions(ctx context.Context, edgeID string) ([]Li
 	return items, nil
 }
 
+const listOpenStreamSessionPolicies = `-- name: ListOpenStreamSessionPolicies :many
+SELECT ss.id, ss.stream_id, ss.status, s.playback_policy
+FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
+WHERE ss.ended_at IS NULL
+ORDER BY ss.id
+`
+
+type ListOpenStreamSessionPoliciesRow struct {
+	ID             uuid.UUID
+	StreamID       uuid.UUID
+	Status         string
+	PlaybackPolicy string
+}
+
+// The open sessions with their stream's current playback policy: what the
+// dispatcher keeps the live view in Redis in line with.
+func (q *Queries) ListOpenStreamSessionPolicies(ctx context.Context) ([]ListOpenStreamSessionPoliciesRow, error) {
+	rows, err := q.db.Query(ctx, listOpenStreamSessionPolicies)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListOpenStreamSessionPoliciesRow
+	for rows.Next() {
+		var i ListOpenStreamSessionPoliciesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.StreamID,
+			&i.Status,
+			&i.PlaybackPolicy,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listOpenStreamSessions = `-- name: ListOpenStreamSessions :many
 SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
 `
