@@ -162,6 +162,48 @@ func TestPlatform(t *testing.T) {
 		})
 	}
 
+	t.Run("signing a live stream applies at once", func(t *testing.T) {
+		// The operator signs a live public stream (a leaked URL): the router
+		// and the worker's own origin refuse it without a token within the
+		// 2 s target, serve it with one, and serve it without one again once
+		// it is public again.
+		var origin string
+		owner := p.owner(t, st.ID)
+		for _, w := range p.Workers {
+			if w.ID == owner {
+				origin = w.OriginURL
+			}
+		}
+		require.NotEmpty(t, origin, "owner %q is not one of the workers", owner)
+		routerURL := p.RouterURL + "/live/" + st.ID + "/index.m3u8"
+		originURL := origin + "/live/" + st.ID + "/index.m3u8"
+		require.Equal(t, http.StatusOK, Get(t, routerURL).Status)
+		require.Equal(t, http.StatusOK, Get(t, originURL).Status)
+
+		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodPatch, "/api/v1/streams/"+st.ID, `{"playback_policy":"signed"}`, nil))
+		took := Eventually(t, 60*time.Second, 50*time.Millisecond, "403 without a token at the router and the origin", func() bool {
+			return Get(t, routerURL).Status == http.StatusForbidden && Get(t, originURL).Status == http.StatusForbidden
+		})
+		t.Logf("SIGNED LIVE: router and origin answered 403 without a token %s after the PATCH (target 2s: %s)",
+			took.Round(time.Millisecond), map[bool]string{true: "met", false: "MISSED"}[took <= 2*time.Second])
+		f := Get(t, routerURL)
+		require.Equal(t, "application/problem+json", f.ContentType)
+		var tok struct {
+			Token string `json:"token"`
+		}
+		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodPost, "/api/v1/streams/"+st.ID+"/playback-token", `{"ttl_seconds":600}`, &tok))
+		require.NotEmpty(t, tok.Token)
+		withToken := func(base string) string { return base + "/live/" + st.ID + "/t/" + tok.Token + "/index.m3u8" }
+		require.Equal(t, http.StatusOK, Get(t, withToken(p.RouterURL)).Status, "router with the token")
+		require.Equal(t, http.StatusOK, Get(t, withToken(origin)).Status, "origin with the token")
+
+		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodPatch, "/api/v1/streams/"+st.ID, `{"playback_policy":"public"}`, nil))
+		took = Eventually(t, 60*time.Second, 50*time.Millisecond, "200 without a token again", func() bool {
+			return Get(t, routerURL).Status == http.StatusOK && Get(t, originURL).Status == http.StatusOK
+		})
+		t.Logf("PUBLIC AGAIN: router and origin answered 200 without a token %s after the PATCH", took.Round(time.Millisecond))
+	})
+
 	t.Run("publisher reconnects within the grace window", func(t *testing.T) {
 		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
 		sess := p.getStream(t, st.ID).Session
