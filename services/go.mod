@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/dionysia/dionysia/migrations v0.0.0
 	github.com/dionysia/dionysia/pkg v0.0.0
+	github.com/dionysia/dionysia/testkit v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/hibiken/asynq v0.26.0
 	github.com/jackc/pgx/v5 v5.12.0
@@ -45,3 +46,5 @@ require (
 replace github.com/dionysia/dionysia/pkg => ../pkg
 
 replace github.com/dionysia/dionysia/migrations => ../migrations
+
+replace github.com/dionysia/dionysia/testkit => ../testkit

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/dionysia/dionysia/services/internal/testlog"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -31,7 +31,7 @@ type testBundle struct {
 	st       *store.Store
 	adminKey string
 	readKey  string
-	logs     *testlog.Buffer
+	logs     *testkit.LogBuffer
 	cfg      config.API
 }
 
@@ -52,14 +52,15 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	}
 	pool := dbtest.New(t)
 	st := store.New(pool)
-	rdb := o.redis
+	rdb, prefix := o.redis, o.redisPrefix
 	if rdb == nil {
-		rdb = dbtest.Redis(t)
+		r := testkit.RedisPrefix(t)
+		rdb, prefix = r.Client, r.Prefix
 	}
-	logs := &testlog.Buffer{}
+	logs := &testkit.LogBuffer{}
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
-	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: o.redisPrefix, Registry: prometheus.NewRegistry(),
+	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"os"
 	"os/exec"
@@ -54,7 +55,7 @@ func run(m *testing.M) int {
 func startOrigin(t *testing.T, dataDir, workerID, prefix string, keysEnv ...string) (string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	args := []string{"-data", dataDir, "-worker-id", workerID, "-holds", "redis", "-redis-url", redisURL(), "-prefix", prefix}
+	args := []string{"-data", dataDir, "-worker-id", workerID, "-holds", "redis", "-redis-url", testkit.RedisURL(), "-prefix", prefix}
 	if len(keysEnv) > 0 {
 		args = append(args, "-enforce-tokens")
 	}

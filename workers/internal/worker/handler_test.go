@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -55,17 +56,10 @@ func (l *eventLog) types() []string {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/8"
-	}
-	opt, err := redis.ParseURL(u)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	require.NoError(t, rdb.Ping(context.Background()).Err(), "Redis must be running (deploy/local/setup.sh services)")
-
-	prefix := "test:" + uuid.NewString() + ":"
+	// The CPU path's elements (hwprobe.CPU).
+	testkit.GStreamer(t, hwprobe.ElemX264, hwprobe.ElemAVDecH264, hwprobe.ElemCPUScale, "h264parse", "avenc_aac", "appsink")
+	r := testkit.RedisPrefix(t)
+	rdb, prefix := r.Client, r.Prefix
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
