@@ -71,6 +71,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	t.Helper()
 	mediamtx := testkit.MediaMTX(t)
 	testkit.FFmpeg(t)
+	testkit.FFprobe(t)
 	testkit.Program(t, "redis-server", "redis-server")
 	logDir := os.Getenv("E2E_LOG_DIR")
 	if logDir == "" {
