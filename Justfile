@@ -11,19 +11,17 @@ modules := `go list -m -f '{{.Dir}}' | sed "s|^$(pwd)/||" | grep -vx e2e | tr '\
 default:
     @just --list
 
-# Install what is missing (apt, just, sqlc, mediamtx) and start PostgreSQL and Redis.
+# Install what is missing (apt, just, sqlc, mediamtx, Chromium, npm packages) and start PostgreSQL and Redis.
 setup:
     deploy/local/setup.sh all
 
 # Build bin/dionysia (pure Go, CGO off) and bin/dionysia-worker (cgo, GStreamer).
 build:
-    deploy/local/player-assets.sh
-    mkdir -p bin
-    CGO_ENABLED=0 go build -trimpath -o bin/dionysia ./services/cmd/dionysia
-    go build -trimpath -o bin/dionysia-worker ./workers/cmd/dionysia-worker
+    deploy/local/build.sh
 
 # Regenerate sqlc code from migrations/ and the queries.
 generate:
+    deploy/local/setup.sh sqlc
     cd services && ../bin/tools/sqlc generate
 
 # Fail when the committed generated code is stale.

@@ -38,7 +38,8 @@ var (
 )
 
 // Binaries builds dionysia and dionysia-worker once per test process (the Go
-// build cache makes it fast after `just build`).
+// build cache makes it fast after `just build`, which builds with the same
+// flags).
 func Binaries(t testing.TB) string {
 	t.Helper()
 	root := testkit.RepoRoot(t)
@@ -49,11 +50,11 @@ func Binaries(t testing.TB) string {
 			return
 		}
 		ctx := context.Background()
-		if out, err := harness.Run(ctx, 15*time.Minute, []string{"CGO_ENABLED=0"}, "go", "-C", root, "build", "-o", filepath.Join(buildDir, "dionysia"), "./services/cmd/dionysia"); err != nil {
+		if out, err := harness.Run(ctx, 15*time.Minute, []string{"CGO_ENABLED=0"}, "go", "-C", root, "build", "-trimpath", "-o", filepath.Join(buildDir, "dionysia"), "./services/cmd/dionysia"); err != nil {
 			buildErr = fmt.Errorf("building dionysia: %v\n%s", err, out)
 			return
 		}
-		if out, err := harness.Run(ctx, 15*time.Minute, nil, "go", "-C", root, "build", "-o", filepath.Join(buildDir, "dionysia-worker"), "./workers/cmd/dionysia-worker"); err != nil {
+		if out, err := harness.Run(ctx, 15*time.Minute, nil, "go", "-C", root, "build", "-trimpath", "-o", filepath.Join(buildDir, "dionysia-worker"), "./workers/cmd/dionysia-worker"); err != nil {
 			buildErr = fmt.Errorf("building dionysia-worker: %v\n%s", err, out)
 		}
 	})
@@ -87,7 +88,11 @@ func Start(t testing.TB, opts Options) *Platform {
 		Workers: opts.Workers, LeaseTTL: opts.LeaseTTL,
 		// A short reconnect grace keeps the suite quick: playlists end 3 s
 		// after a publisher leaves for good.
-		Env: []string{"DIONYSIA_RECONNECT_GRACE=3s"},
+		Env: []string{"DIONYSIA_API_RECONNECT_GRACE=3s"},
+		// A source grace far above the suite's reconnect grace: a session's
+		// playlists end only because the API told its worker to stop, never
+		// because the worker gave up waiting for the publisher.
+		WorkerArgs: []string{"--source-grace", "5m"},
 	})
 	t.Cleanup(func() {
 		for _, proc := range hp.Procs() {

@@ -10,5 +10,5 @@
 // suite and the benchmarks) in harness.
 //
 // The kit is its own module so that the production modules never depend on
-// it, or on pgx and testify through it, outside their tests (adr/0008).
+// it, or on pgx and testify through it, outside their tests (adr/0009).
 package testkit

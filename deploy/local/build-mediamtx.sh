@@ -19,10 +19,12 @@ if [[ -x "${out}" ]] && [[ "$("${out}" --version 2>/dev/null || true)" == "${MED
   exit 0
 fi
 
-echo "building mediamtx ${MEDIAMTX_VERSION} (takes about 1.5 min on 2 cores)..."
+# shellcheck source=lib.sh
+source "${root}/deploy/local/lib.sh"
 work="$(mktemp -d)"
 trap 'chmod -R u+w "${work}" 2>/dev/null; rm -rf "${work}"' EXIT
 
+say "downloading mediamtx ${MEDIAMTX_VERSION} from the Go module proxy"
 src="$(cd "${work}" && GOFLAGS=-mod=mod GOWORK=off go mod download -json "github.com/bluenviron/mediamtx@${MEDIAMTX_VERSION}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 if [[ -z "${src}" || ! -d "${src}" ]]; then
   echo "error: could not download github.com/bluenviron/mediamtx@${MEDIAMTX_VERSION} through the Go module proxy" >&2
@@ -38,6 +40,7 @@ tar -xzf "${work}/hls.js-${HLSJS_VERSION}.tgz" -C "${work}" package/dist/hls.min
 cp "${work}/package/dist/hls.min.js" "${work}/mediamtx/internal/servers/hls/hls.min.js"
 
 mkdir -p "${root}/bin"
-(cd "${work}/mediamtx" && CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go build -trimpath -o "${out}.tmp" .)
+long "building mediamtx ${MEDIAMTX_VERSION} into bin/mediamtx (about 2 min on 2 cores, once)" \
+  bash -c "cd '${work}/mediamtx' && CGO_ENABLED=0 GOWORK=off GOFLAGS=-mod=mod go build -trimpath -o '${out}.tmp' ."
 mv "${out}.tmp" "${out}"
 echo "built ${out}: $("${out}" --version)"

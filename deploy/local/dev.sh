@@ -51,7 +51,7 @@ done
 step "starting PostgreSQL and Redis"
 deploy/local/setup.sh services
 
-step "building bin/dionysia and bin/dionysia-worker (the worker's first cgo build takes ~4 min)"
+step "building bin/dionysia and bin/dionysia-worker"
 just build
 
 # Secrets are made once and kept in .dev/platform (0600); never printed.
@@ -70,8 +70,8 @@ source "${state}/secrets.env"
 DIONYSIA_DATABASE_URL="${DIONYSIA_DATABASE_URL:-postgres://dionysia:dionysia@127.0.0.1:5432/dionysia?sslmode=disable}"
 DIONYSIA_REDIS_URL="${DIONYSIA_REDIS_URL:-redis://127.0.0.1:6379/0}"
 DIONYSIA_API_URL="http://${API_ADDR}"
-DIONYSIA_PLAYBACK_BASE_URL="http://${ROUTER_ADDR}"
-DIONYSIA_EDGE_PUBLIC_HOST="127.0.0.1"
+DIONYSIA_PUBLIC_PLAYBACK_URL="http://${ROUTER_ADDR}"
+DIONYSIA_PUBLIC_INGEST_HOST="127.0.0.1"
 set +a
 bin=("${root}/bin/dionysia")
 
@@ -81,6 +81,28 @@ step "migrating the database"
 start() { # name, command...
   local name="$1"; shift
   "$@" >> "${logs}/${name}.log" 2>&1 &
+  pids+=("$!")
+  echo "$!" >> "${state}/pids"
+}
+# supervise NAME COMMAND... is start for a process that must come back when it
+# dies (a crash, kill -9), as systemd's Restart=always would do: the demo
+# stream then resumes on the restarted worker, which is the platform's
+# failover at work.
+supervise() {
+  local name="$1"; shift
+  (
+    child=0
+    trap 'kill -TERM "${child}" 2>/dev/null; wait "${child}" 2>/dev/null; exit 0' TERM INT
+    while true; do
+      "$@" >> "${logs}/${name}.log" 2>&1 &
+      child=$!
+      rc=0
+      wait "${child}" || rc=$?
+      echo "dev.sh: ${name} exited with status ${rc} at $(date -u +%FT%TZ); starting it again" >> "${logs}/${name}.log"
+      printf '\033[1;33mnote:\033[0m %s exited (status %d); starting it again, the demo stream resumes on it\n' "${name}" "${rc}"
+      sleep 1
+    done
+  ) &
   pids+=("$!")
   echo "$!" >> "${state}/pids"
 }
@@ -112,8 +134,8 @@ export DIONYSIA_API_KEY
 DIONYSIA_API_KEY="$(cat "${key_file}")"
 
 step "starting the edge (mediamtx) on rtmp://127.0.0.1:1935, srt://127.0.0.1:8890"
-start edge "${bin[@]}" edge --edge-id "dev-edge" --mediamtx "${root}/bin/mediamtx" --work-dir "${state}/edge" \
-  --public-host 127.0.0.1 --admin-addr "${EDGE_ADMIN}"
+start edge "${bin[@]}" edge --id "dev-edge" --mediamtx "${root}/bin/mediamtx" --work-dir "${state}/edge" \
+  --advertise-host 127.0.0.1 --admin-addr "${EDGE_ADMIN}"
 wait_ready edge "http://${EDGE_ADMIN}/readyz" 30
 
 step "starting the router on http://${ROUTER_ADDR}"
@@ -121,7 +143,7 @@ DIONYSIA_ROUTER_ADDR="${ROUTER_ADDR}" start router "${bin[@]}" router
 wait_ready router "http://${ROUTER_ADDR}/readyz" 30
 
 step "starting a worker (probing its hardware) with its origin on http://${WORKER_ADDR}"
-start worker "${root}/bin/dionysia-worker" --id "dev-worker" --origin-addr "${WORKER_ADDR}" --data-dir "${state}/worker"
+supervise worker "${root}/bin/dionysia-worker" --id "dev-worker" --origin-addr "${WORKER_ADDR}" --data-dir "${state}/worker"
 wait_ready worker "http://${WORKER_ADDR}/readyz" 60
 
 step "creating the demo stream"
@@ -141,6 +163,11 @@ stream_json="$("${bin[@]}" streams list -o json)"
 id="$(jq -r '[.[] | select(.name == "demo")][0].id // empty' <<< "${stream_json}")"
 if [[ -z "${id}" ]]; then
   id="$("${bin[@]}" streams create --name demo --profile demo -o json | jq -r .id)"
+else
+  # Reused from an earlier run, where it may have been disabled, signed or
+  # moved to another profile: make it playable again.
+  "${bin[@]}" streams update "${id}" --disabled=false --playback-policy public --profile demo \
+    --outputs hls,dash > /dev/null || die "could not reset the demo stream ${id} to playable"
 fi
 stream_json="$("${bin[@]}" streams get "${id}" -o json)"
 rtmp="$(jq -r .ingest.rtmp <<< "${stream_json}")"

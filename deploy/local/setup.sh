@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a Debian 12 / Ubuntu machine for Dionysia development,
 # tests and the one-machine platform. Safe to run again and again: every step
-# checks first and only does what is missing.
+# checks first and only does what is missing, and a step that takes minutes
+# says so while it runs.
 #
-#   setup.sh deps       install apt packages, just, Go tools, mediamtx, npm test deps
+#   setup.sh base       what every recipe needs: apt packages, just, mediamtx,
+#                       the preview page's players (deploy/local/just runs it)
+#   setup.sh test-deps  base, plus what only the tests need: Chromium, sqlc,
+#                       the end-to-end suite's npm packages
+#   setup.sh sqlc       only sqlc (just generate)
 #   setup.sh services   start local PostgreSQL and Redis (no systemd needed) and
 #                       create the dionysia role and databases
-#   setup.sh all        both (default)
+#   setup.sh all        test-deps and services (default; just test runs it)
 #
 # Environment:
 #   DIONYSIA_SKIP_APT=1   never call apt-get (report what is missing and fail instead)
@@ -21,36 +26,39 @@ JUST_VERSION="1.57.0"
 PG_VERSION="15"
 REDIS_PORT="${DIONYSIA_REDIS_PORT:-6379}"
 
-APT_PACKAGES=(
+# What the platform needs to build and run.
+APT_BASE=(
   pkg-config gcc git curl ca-certificates jq procps
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  postgresql redis-server ffmpeg chromium nodejs npm
+  postgresql redis-server ffmpeg nodejs npm
 )
+# What only the tests need: the players run in headless Chromium.
+APT_TEST=(chromium)
 
-say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
-as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=lib.sh
+source "${root}/deploy/local/lib.sh"
 
-install_apt() {
+install_apt() { # packages...
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     # node/npm may come from elsewhere (nvm, nodesource): accept the commands.
     if [[ $p == nodejs ]] && command -v node >/dev/null; then continue; fi
     if [[ $p == npm ]] && command -v npm >/dev/null; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]} == 0)); then
-    say "apt packages: all present"
+    say "apt packages: all ${#} present"
     return
   fi
   if [[ ${DIONYSIA_SKIP_APT:-} == 1 ]]; then
     echo "error: missing apt packages: ${missing[*]}" >&2
     exit 1
   fi
-  say "installing apt packages: ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  long "updating the apt package lists" as_root apt-get update -qq
+  long "installing apt packages: ${missing[*]} (about 1 min and 550 MB the first time)" \
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 install_go() {
@@ -65,25 +73,22 @@ install_just() {
     say "just: $(just --version)"
     return
   fi
-  say "installing just ${JUST_VERSION} (npm package rust-just)"
-  npm install -g --silent "rust-just@${JUST_VERSION}" >/dev/null
+  long "installing just ${JUST_VERSION} (npm package rust-just)" npm install -g --silent "rust-just@${JUST_VERSION}"
   say "just: $(just --version)"
 }
 
-install_go_tools() {
+install_sqlc() {
   mkdir -p "${tools}"
   if [[ ! -x "${tools}/sqlc" ]] || [[ "$("${tools}/sqlc" version 2>/dev/null)" != "${SQLC_VERSION}" ]]; then
-    say "building sqlc ${SQLC_VERSION} into bin/tools (about 2 min, once)"
-    GOBIN="${tools}" GOWORK=off go install "github.com/sqlc-dev/sqlc/cmd/sqlc@${SQLC_VERSION}"
+    long "building sqlc ${SQLC_VERSION} into bin/tools (about 3 min on 2 cores, once; only the tests and just generate need it)" \
+      env GOBIN="${tools}" GOWORK=off go install "github.com/sqlc-dev/sqlc/cmd/sqlc@${SQLC_VERSION}"
   fi
   say "sqlc: $("${tools}/sqlc" version)"
 }
 
-install_npm_deps() {
-  "${root}/deploy/local/player-assets.sh"
+install_test_npm() {
   if [[ -f "${root}/e2e/package-lock.json" ]] && [[ ! -d "${root}/e2e/node_modules" ]]; then
-    say "installing e2e npm packages"
-    (cd "${root}/e2e" && npm ci --silent --no-audit --no-fund >/dev/null)
+    long "installing the end-to-end suite's npm packages" bash -c "cd '${root}/e2e' && npm ci --silent --no-audit --no-fund"
   fi
 }
 
@@ -126,13 +131,19 @@ start_redis() {
   say "Redis: redis://127.0.0.1:${REDIS_PORT}/0"
 }
 
-deps() {
-  install_apt
+base() {
+  install_apt "${APT_BASE[@]}"
   install_go
   install_just
-  install_go_tools
   "${root}/deploy/local/build-mediamtx.sh"
-  install_npm_deps
+  "${root}/deploy/local/player-assets.sh"
+}
+
+test_deps() {
+  base
+  install_apt "${APT_TEST[@]}"
+  install_sqlc
+  install_test_npm
 }
 
 services() {
@@ -141,8 +152,10 @@ services() {
 }
 
 case "${1:-all}" in
-  deps) deps ;;
+  base) base ;;
+  test-deps) test_deps ;;
+  sqlc) install_sqlc ;;
   services) services ;;
-  all) deps; services ;;
-  *) echo "usage: $0 [deps|services|all]" >&2; exit 2 ;;
+  all) test_deps; services ;;
+  *) echo "usage: $0 [base|test-deps|sqlc|services|all]" >&2; exit 2 ;;
 esac

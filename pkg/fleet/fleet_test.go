@@ -40,7 +40,10 @@ func stateOf(t *testing.T, r *fleet.Registry, id string) (fleet.WorkerStatus, bo
 
 func TestHeartbeatStates(t *testing.T) {
 	t.Parallel()
-	r := setup(t, fleet.Config{Interval: 200 * time.Millisecond})
+	// A long interval: nothing ages or expires by itself during the test;
+	// the test ages the heartbeat by shortening its live key's lifetime,
+	// which is what List reads the state from.
+	r := setup(t, fleet.Config{Interval: time.Minute})
 	w := worker("w1")
 	require.NoError(t, r.Heartbeat(t.Context(), w))
 
@@ -51,17 +54,19 @@ func TestHeartbeatStates(t *testing.T) {
 	require.Equal(t, w.Encoders, got.Encoders)
 	require.Equal(t, w.Capacity, got.Capacity)
 	require.True(t, w.StartedAt.Equal(got.StartedAt))
-	require.WithinDuration(t, time.Now(), got.LastSeen, time.Second)
+	require.WithinDuration(t, time.Now(), got.LastSeen, time.Minute)
 
-	time.Sleep(450 * time.Millisecond) // > 2 intervals, < TTL (600 ms)
+	rdb, key := r.AgeForTest("w1")
+	// 2.5 intervals since the heartbeat (TTL 3 min, 30 s left): late, not expired.
+	require.NoError(t, rdb.PExpire(t.Context(), key, 30*time.Second).Err())
 	got, _ = stateOf(t, r, "w1")
 	require.Equal(t, fleet.StateLagging, got.State)
 
-	time.Sleep(300 * time.Millisecond) // > TTL
-	got, ok = stateOf(t, r, "w1")
-	require.True(t, ok, "gone workers stay listed")
-	require.Equal(t, fleet.StateGone, got.State)
-
+	require.NoError(t, rdb.PExpire(t.Context(), key, time.Millisecond).Err())
+	require.Eventually(t, func() bool {
+		got, ok = stateOf(t, r, "w1")
+		return ok && got.State == fleet.StateGone
+	}, 30*time.Second, 10*time.Millisecond, "gone workers stay listed")
 	require.ErrorIs(t, r.Heartbeat(t.Context(), fleet.Worker{}), fleet.ErrInvalidWorker)
 }
 
@@ -81,12 +86,12 @@ func TestRunUpdatesAndDeregisters(t *testing.T) {
 	require.Eventually(t, func() bool {
 		w, ok := stateOf(t, r, "w2")
 		return ok && w.State == fleet.StateUp
-	}, 2*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	load.Store(3)
 	require.Eventually(t, func() bool {
 		w, _ := stateOf(t, r, "w2")
 		return w.Load == 3 && w.State == fleet.StateUp
-	}, 2*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 	w, ok := stateOf(t, r, "w2")
@@ -96,9 +101,12 @@ func TestRunUpdatesAndDeregisters(t *testing.T) {
 
 func TestGoneWorkersArePruned(t *testing.T) {
 	t.Parallel()
-	r := setup(t, fleet.Config{Interval: 50 * time.Millisecond, GoneRetention: 300 * time.Millisecond})
+	// A long interval keeps "new" up however slow the machine; "old" is gone
+	// (deregistered) and, after the retention, pruned.
+	r := setup(t, fleet.Config{Interval: time.Minute, GoneRetention: 300 * time.Millisecond})
 	require.NoError(t, r.Heartbeat(t.Context(), worker("old")))
-	time.Sleep(400 * time.Millisecond)
+	require.NoError(t, r.Deregister(t.Context(), "old"))
+	time.Sleep(400 * time.Millisecond) // past the retention
 	require.NoError(t, r.Heartbeat(t.Context(), worker("new")))
 	list, err := r.List(t.Context())
 	require.NoError(t, err)

@@ -110,7 +110,7 @@ func TestStopSignal(t *testing.T) {
 		require.Eventually(t, func() bool {
 			n, _ := rdb.PubSubNumSub(ctx, sig.Prefix+"session-stop").Result()
 			return n[sig.Prefix+"session-stop"] > 0
-		}, 5*time.Second, 10*time.Millisecond)
+		}, 30*time.Second, 10*time.Millisecond)
 		require.NoError(t, sig.Request(ctx, other, "other"))
 		require.NoError(t, sig.Request(ctx, id, "publisher_disconnected"))
 		select {

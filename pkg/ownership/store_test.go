@@ -79,7 +79,8 @@ func TestAcquireRenewRelease(t *testing.T) {
 // everything A still tries is refused.
 func TestStaleOwnerIsFenced(t *testing.T) {
 	t.Parallel()
-	b := setup(t, ownership.Config{TTL: 200 * time.Millisecond})
+	// Long enough for A to write before it expires, however loaded the machine.
+	b := setup(t, ownership.Config{TTL: 2 * time.Second})
 	ctx := t.Context()
 	stream := uuid.NewString()
 	progress := b.prefix + "stream:" + stream + ":progress"
@@ -93,7 +94,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, ok, err := b.store.Lookup(ctx, stream)
 		return err == nil && !ok
-	}, 2*time.Second, 20*time.Millisecond, "A's lease must expire")
+	}, 30*time.Second, 20*time.Millisecond, "A's lease must expire")
 
 	bl, err := b.store.Acquire(ctx, stream, uuid.NewString(), holder("B"))
 	require.NoError(t, err)
@@ -197,13 +198,15 @@ func TestConcurrentAcquireHasOneWinner(t *testing.T) {
 
 func TestHoldRenewsAndStopsWhenLost(t *testing.T) {
 	t.Parallel()
-	b := setup(t, ownership.Config{TTL: 300 * time.Millisecond, RenewInterval: 50 * time.Millisecond})
+	// The lease is long against its renewals, so a loaded machine that delays
+	// a renewal by a second still keeps it.
+	b := setup(t, ownership.Config{TTL: 1500 * time.Millisecond, RenewInterval: 100 * time.Millisecond})
 	ctx := t.Context()
 	stream := uuid.NewString()
 
 	h, err := b.store.Hold(ctx, stream, uuid.NewString(), holder("A"))
 	require.NoError(t, err)
-	time.Sleep(900 * time.Millisecond) // three TTLs: only renewal keeps it
+	time.Sleep(4500 * time.Millisecond) // three TTLs: only renewal keeps it
 	require.NoError(t, h.Err())
 	require.NoError(t, b.store.CheckToken(ctx, h.Lease()))
 
@@ -214,7 +217,7 @@ func TestHoldRenewsAndStopsWhenLost(t *testing.T) {
 
 	select {
 	case <-h.Context().Done():
-	case <-time.After(time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("A's hold context was not cancelled after losing the lease")
 	}
 	require.ErrorIs(t, h.Err(), ownership.ErrLost)
@@ -224,7 +227,10 @@ func TestHoldRenewsAndStopsWhenLost(t *testing.T) {
 
 func TestHoldStopsBeforeExpiryWhenRedisIsUnreachable(t *testing.T) {
 	t.Parallel()
-	b := setup(t, ownership.Config{TTL: time.Second, RenewInterval: 200 * time.Millisecond})
+	// The hold gives up one renew interval (1.5 s) before its lease could
+	// expire: that margin is what lets the check below see the lease still
+	// live on a loaded machine.
+	b := setup(t, ownership.Config{TTL: 4 * time.Second, RenewInterval: 1500 * time.Millisecond})
 	opt, err := redis.ParseURL(testkit.RedisURL())
 	require.NoError(t, err)
 	own := redis.NewClient(opt)
@@ -237,7 +243,7 @@ func TestHoldStopsBeforeExpiryWhenRedisIsUnreachable(t *testing.T) {
 
 	select {
 	case <-h.Context().Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("hold did not give up while renewals failed")
 	}
 	require.ErrorIs(t, h.Err(), ownership.ErrLost)

@@ -39,8 +39,10 @@ type Options struct {
 	LeaseTTL       time.Duration // workers' ownership lease; default the worker's
 	LogLevel       string        // DIONYSIA_LOG_LEVEL; default debug
 	// Env is more environment for every process, after the platform's own
-	// (e.g. DIONYSIA_LOG_FORMAT=json, DIONYSIA_RECONNECT_GRACE=3s).
+	// (e.g. DIONYSIA_LOG_FORMAT=json, DIONYSIA_API_RECONNECT_GRACE=3s).
 	Env []string
+	// WorkerArgs are more flags of every worker (e.g. --source-grace 5m).
+	WorkerArgs []string
 }
 
 // Platform is every Dionysia process running on loopback, against a fresh
@@ -116,12 +118,12 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		"DIONYSIA_EDGE_SECRET=" + randomHex(16),
 		"DIONYSIA_WORKER_SECRET=" + randomHex(16),
 		"DIONYSIA_PLAYBACK_KEYS=k1:" + base64.StdEncoding.EncodeToString([]byte(randomHex(32))),
-		"DIONYSIA_PLAYBACK_BASE_URL=" + p.RouterURL,
-		"DIONYSIA_EDGE_PUBLIC_HOST=127.0.0.1",
-		"DIONYSIA_EDGE_RTMP_PORT=" + strconv.Itoa(p.EdgeRTMPPort),
-		"DIONYSIA_EDGE_SRT_PORT=" + strconv.Itoa(p.EdgeSRTPort),
-		"DIONYSIA_EDGE_RTSP_PORT=" + strconv.Itoa(rtsp),
-		"DIONYSIA_EDGE_WEBRTC_PORT=" + strconv.Itoa(webrtc),
+		"DIONYSIA_PUBLIC_PLAYBACK_URL=" + p.RouterURL,
+		"DIONYSIA_PUBLIC_INGEST_HOST=127.0.0.1",
+		"DIONYSIA_PUBLIC_RTMP_PORT=" + strconv.Itoa(p.EdgeRTMPPort),
+		"DIONYSIA_PUBLIC_SRT_PORT=" + strconv.Itoa(p.EdgeSRTPort),
+		"DIONYSIA_PUBLIC_RTSP_PORT=" + strconv.Itoa(rtsp),
+		"DIONYSIA_PUBLIC_WEBRTC_PORT=" + strconv.Itoa(webrtc),
 		"DIONYSIA_LOG_LEVEL=" + opts.LogLevel,
 	}, opts.Env...)
 
@@ -140,8 +142,8 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		return p, err
 	}
 	if p.Edge, err = p.start(ctx, "edge", fmt.Sprintf("http://127.0.0.1:%d/readyz", edgeAdmin), 30*time.Second, p.Env, p.bin("dionysia"), "edge",
-		"--edge-id", "edge-"+opts.Name, "--mediamtx", opts.MediaMTX, "--work-dir", filepath.Join(opts.WorkDir, "edge"),
-		"--bind", "127.0.0.1", "--public-host", "127.0.0.1",
+		"--id", "edge-"+opts.Name, "--mediamtx", opts.MediaMTX, "--work-dir", filepath.Join(opts.WorkDir, "edge"),
+		"--bind", "127.0.0.1", "--advertise-host", "127.0.0.1",
 		"--rtmp-port", strconv.Itoa(p.EdgeRTMPPort), "--srt-port", strconv.Itoa(p.EdgeSRTPort),
 		"--rtsp-port", strconv.Itoa(rtsp), "--webrtc-port", strconv.Itoa(webrtc), "--webrtc-udp-port", "-1",
 		"--hook-addr", fmt.Sprintf("127.0.0.1:%d", hook),
@@ -256,6 +258,7 @@ func (p *Platform) StartWorker(ctx context.Context, id string, leaseTTL time.Dur
 	if leaseTTL > 0 {
 		args = append(args, "--lease-ttl", leaseTTL.String())
 	}
+	args = append(args, p.opts.WorkerArgs...)
 	w.Proc, err = p.start(ctx, id, w.OriginURL+"/readyz", 60*time.Second, p.Env, p.bin("dionysia-worker"), args...)
 	if w.Proc != nil {
 		p.Workers = append(p.Workers, w)

@@ -307,13 +307,13 @@ func TestReadyOpensOneSessionAndOneTask(t *testing.T) {
 	require.False(t, stopped, "not before the reconnect grace")
 	dctx, dcancel := context.WithCancel(context.Background())
 	ddone := make(chan struct{})
-	go func() { defer close(ddone); _ = b.srv.Dispatcher().Run(dctx) }()
+	go func() { defer close(ddone); b.srv.RunBackground(dctx) }()
 	t.Cleanup(func() { dcancel(); <-ddone })
 	var reason string
 	require.Eventually(t, func() bool {
 		reason, stopped, err = b.stops.Requested(context.Background(), sess.ID)
 		return err == nil && stopped
-	}, 3*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
+	}, 30*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
 	require.Equal(t, edgeapi.EndPublisherDisconnected, reason)
 	st, err = b.owners.State(context.Background(), s.ID.String())
 	require.NoError(t, err)
@@ -514,8 +514,17 @@ func TestWorkersList(t *testing.T) {
 	require.Equal(t, []string{"x264enc"}, w.Encoders)
 	require.Equal(t, "v1.2.3", w.Version)
 	require.True(t, started.Equal(w.StartedAt))
-	require.WithinDuration(t, time.Now(), w.LastSeen, 5*time.Second)
+	require.WithinDuration(t, time.Now(), w.LastSeen, time.Minute, "a recent heartbeat, not a stale one")
 	require.Equal(t, "gone", list.Data[1].State)
+}
+
+// requireExpiry checks that a token minted between before and after with a
+// lifetime of ttl expires ttl after it was minted (to the second: tokens carry
+// whole seconds).
+func requireExpiry(t *testing.T, before, after time.Time, ttl time.Duration, got time.Time) {
+	t.Helper()
+	lo, hi := before.Add(ttl).Truncate(time.Second), after.Add(ttl+time.Second)
+	require.False(t, got.Before(lo) || got.After(hi), "expiry %s outside [%s, %s]", got, lo, hi)
 }
 
 func TestPlaybackToken(t *testing.T) {
@@ -525,11 +534,12 @@ func TestPlaybackToken(t *testing.T) {
 	signer, err := playback.ParseKeys(playbackKeys)
 	require.NoError(t, err)
 
+	before := time.Now()
 	r := b.do(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/playback-token", b.adminKey, map[string]any{"ttl_seconds": 600, "ip": "203.0.113.9"})
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var tok apiv1.PlaybackToken
 	r.decode(t, &tok)
-	require.WithinDuration(t, time.Now().Add(10*time.Minute), tok.ExpiresAt, 2*time.Second)
+	requireExpiry(t, before, time.Now(), 10*time.Minute, tok.ExpiresAt)
 	require.NoError(t, signer.Verify(tok.Token, s.ID.String(), "203.0.113.9", time.Now()))
 	require.ErrorIs(t, signer.Verify(tok.Token, s.ID.String(), "203.0.113.10", time.Now()), playback.ErrWrongIP)
 	require.ErrorIs(t, signer.Verify(tok.Token, s.ID.String(), "203.0.113.9", time.Now().Add(11*time.Minute)), playback.ErrExpired)
@@ -541,11 +551,12 @@ func TestPlaybackToken(t *testing.T) {
 	require.True(t, strings.HasPrefix(tok.Token, "k2."), "signed with the first (current) key")
 
 	// No body: the default lifetime, no IP binding. A read key may not mint.
+	before = time.Now()
 	r = b.do(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/playback-token", b.adminKey, nil)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	tok = apiv1.PlaybackToken{}
 	r.decode(t, &tok)
-	require.WithinDuration(t, time.Now().Add(time.Hour), tok.ExpiresAt, 2*time.Second)
+	requireExpiry(t, before, time.Now(), time.Hour, tok.ExpiresAt)
 	require.NoError(t, signer.Verify(tok.Token, s.ID.String(), "", time.Now()))
 	require.Equal(t, http.StatusForbidden, b.do(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/playback-token", b.readKey, nil).status)
 
@@ -555,4 +566,36 @@ func TestPlaybackToken(t *testing.T) {
 	r = b.do(http.MethodPost, "/api/v1/streams/"+uuid.NewString()+"/playback-token", b.adminKey, nil)
 	require.Equal(t, http.StatusNotFound, r.status)
 	require.NotContains(t, b.logs.String(), tok.Token)
+}
+
+// The stop that a publisher's drop leaves due after the reconnect grace is
+// kept with the session in PostgreSQL: Redis losing all its data meanwhile
+// does not lose it. Once the worker was told, the session cannot be resumed:
+// the publisher coming back gets a new session.
+func TestDeferredWorkerStopSurvivesRedisDataLoss(t *testing.T) {
+	t.Parallel()
+	b := setupIngest(t)
+	s := b.createStream(map[string]any{"name": "grace"})
+	ev := b.ready("edge-a", s, "conn-grace-1")
+	first := b.getStream(s.ID).Session
+	require.NotNil(t, first)
+	b.notReady(ev, edgeapi.EndPublisherDisconnected)
+	deletePrefix(b.rdb, b.prefix) // a Redis restart without persistence
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.srv.RunBackground(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var reason string
+	require.Eventually(t, func() bool {
+		r, ok, err := b.stops.Requested(context.Background(), first.ID)
+		reason = r
+		return err == nil && ok
+	}, 30*time.Second, 20*time.Millisecond, "the worker is told to stop once the grace passed")
+	require.Equal(t, edgeapi.EndPublisherDisconnected, reason)
+
+	b.ready("edge-a", s, "conn-grace-2")
+	again := b.getStream(s.ID).Session
+	require.NotNil(t, again)
+	require.NotEqual(t, first.ID, again.ID, "a session whose worker was stopped is not resumed")
 }

@@ -3,8 +3,11 @@
 // authentication, RFC 9457 problem documents for every error, Prometheus
 // metrics, health endpoints and an OpenAPI document. It also serves the
 // internal endpoints (/internal/v1) the ingest edges and the workers call,
-// each authenticated with its own shared secret, and runs the dispatch
-// watchdog (package dispatch) while it serves.
+// each authenticated with its own shared secret.
+//
+// App (app.go) is `dionysia api` wired in one place: it constructs the
+// server with the ingest lifecycle and the dispatcher, and runs the HTTP
+// server and the dispatch watchdog together.
 //
 // Later parts of the system add their route groups to the server before it
 // runs: V1 is the authenticated /api/v1 group, Echo the whole router.
@@ -20,11 +23,8 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/fleet"
-	"github.com/dionysia/dionysia/pkg/job"
-	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/config"
-	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,24 +35,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Deps are the server's collaborators.
-type Deps struct {
+// ServerDeps are the server's collaborators, built by NewApp.
+type ServerDeps struct {
 	Store *store.Store
 	// Pool is the store's pool, checked by /readyz and described by /metrics.
 	Pool *pgxpool.Pool
-	// Redis holds the task queues, the worker registry, stream ownership and
-	// stop signals.
+	// Redis is checked by /readyz.
 	Redis redis.UniversalClient
-	// RedisPrefix prefixes the Redis keys shared with the workers and
-	// routers; empty means job.DefaultPrefix (what they use). Tests set their
-	// own to stay apart.
-	RedisPrefix string
+	// Fleet lists the workers (/api/v1/workers).
+	Fleet *fleet.Registry
+	// Ingest serves the edges' endpoints and kicks publishers; nil without
+	// an edge secret (the edge endpoints answer 503).
+	Ingest *ingest.Service
+	// Signer mints playback tokens; nil without playback keys (503).
+	Signer *playback.Signer
 	// Registry receives the server's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
 
-// Server is the management API.
+// Server is the management API's HTTP server.
 type Server struct {
 	cfg     config.API
 	store   *store.Store
@@ -65,20 +67,19 @@ type Server struct {
 	touch   *touchThrottle
 
 	ingest *ingest.Service // nil without an edge secret
-	disp   *dispatch.Dispatcher
 	fleet  *fleet.Registry
 	signer *playback.Signer // nil without playback keys
 }
 
-// New builds the server and its routes. cfg is completed with its defaults
-// and validated.
-func New(cfg config.API, d Deps) (*Server, error) {
+// NewServer builds the server and its routes. cfg is completed with its
+// defaults and validated.
+func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
-	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Registry == nil {
-		return nil, errors.New("api: Store, Pool, Redis and Registry are required")
+	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Fleet == nil || d.Registry == nil {
+		return nil, errors.New("api: Store, Pool, Redis, Fleet and Registry are required")
 	}
 	log := d.Logger
 	if log == nil {
@@ -88,10 +89,8 @@ func New(cfg config.API, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute)}
-	if err := s.wireIngest(d); err != nil {
-		return nil, err
-	}
+	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute),
+		ingest: d.Ingest, fleet: d.Fleet, signer: d.Signer}
 
 	s.e = echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: s.handleError})
 	// observe is outermost: it hands errors to handleError itself, so that the
@@ -112,45 +111,6 @@ func New(cfg config.API, d Deps) (*Server, error) {
 	return s, nil
 }
 
-// wireIngest builds the ingest lifecycle, the dispatcher and the playback
-// signer from the configuration.
-func (s *Server) wireIngest(d Deps) error {
-	prefix := d.RedisPrefix
-	if prefix == "" {
-		prefix = job.DefaultPrefix
-	}
-	s.fleet = fleet.New(d.Redis, fleet.Config{Prefix: prefix, Logger: s.log})
-	owners := ownership.New(d.Redis, ownership.Config{Prefix: prefix, Logger: s.log})
-	disp, err := dispatch.New(d.Redis, s.fleet, owners, ingest.Transcodes{Store: d.Store, EdgeSecret: s.cfg.EdgeSecret},
-		dispatch.Config{Dispatch: s.cfg.Dispatch, Prefix: prefix, Logger: s.log, Registerer: d.Registry})
-	if err != nil {
-		return err
-	}
-	s.disp = disp
-	if s.cfg.EdgeSecret == "" {
-		s.log.Warn("DIONYSIA_EDGE_SECRET is not set: the edge endpoints answer 503 and no stream can go live")
-	} else {
-		s.ingest, err = ingest.New(d.Store, disp, job.StopSignal{Redis: d.Redis, Prefix: prefix},
-			ingest.Config{EdgeSecret: s.cfg.EdgeSecret, ReconnectGrace: s.cfg.Dispatch.WithDefaults().ReconnectGrace,
-				Logger: s.log, Registerer: d.Registry})
-		if err != nil {
-			return err
-		}
-	}
-	if s.cfg.WorkerSecret == "" {
-		s.log.Warn("DIONYSIA_WORKER_SECRET is not set: the worker session events endpoint answers 503")
-	}
-	if s.cfg.PlaybackKeys == "" {
-		s.log.Warn("DIONYSIA_PLAYBACK_KEYS is not set: playback tokens cannot be minted (503)")
-	} else if s.signer, err = playback.ParseKeys(s.cfg.PlaybackKeys); err != nil {
-		return fmt.Errorf("api config: %s: %w", config.EnvPlaybackKeys, err)
-	}
-	return nil
-}
-
-// Dispatcher returns the dispatcher whose watchdog Run runs.
-func (s *Server) Dispatcher() *dispatch.Dispatcher { return s.disp }
-
 // Handler returns the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.e }
 
@@ -163,18 +123,9 @@ func (s *Server) Echo() *echo.Echo { return s.e }
 // document (a test enforces it).
 func (s *Server) V1() *echo.Group { return s.v1 }
 
-// Run serves on ln, and runs the dispatch watchdog, until ctx is cancelled,
-// then stops accepting connections and waits up to the shutdown timeout for
-// in-flight requests.
-func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	wctx, stopWatchdog := context.WithCancel(ctx)
-	watchdogDone := make(chan struct{})
-	go func() {
-		defer close(watchdogDone)
-		_ = s.disp.Run(wctx)
-	}()
-	defer func() { stopWatchdog(); <-watchdogDone }()
-
+// Serve serves on ln until ctx is cancelled, then stops accepting
+// connections and waits up to the shutdown timeout for in-flight requests.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.e,
 		ReadHeaderTimeout: 10 * time.Second,

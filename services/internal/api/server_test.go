@@ -26,7 +26,7 @@ import (
 
 type testBundle struct {
 	t        *testing.T
-	srv      *api.Server
+	srv      *api.App
 	http     *httptest.Server
 	st       *store.Store
 	adminKey string
@@ -62,7 +62,7 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	logs := &testkit.LogBuffer{}
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
-	srv, err := api.New(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
+	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())

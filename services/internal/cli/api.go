@@ -1,26 +1,51 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/services/internal/api"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/migrate"
 	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
+// apiSettings are the settings of `dionysia api`.
+type apiSettings struct {
+	API      config.API
+	Database config.Database
+	Redis    conf.Redis
+}
+
+func (s *apiSettings) registerFlags(fs *pflag.FlagSet) {
+	s.API.RegisterFlags(fs)
+	s.Database.RegisterFlags(fs)
+	s.Redis.RegisterFlags(fs)
+}
+
+// validate completes the settings with their defaults and the secrets, and
+// checks them all before anything is opened.
+func (s *apiSettings) validate(lookup func(string) (string, bool)) error {
+	s.API.LoadSecrets(lookup)
+	s.API = s.API.WithDefaults()
+	s.Database = s.Database.WithDefaults()
+	s.Redis = s.Redis.WithDefaults()
+	return errors.Join(s.API.Validate(), s.Database.Validate(), s.Redis.Validate())
+}
+
 func newAPICmd(g *globals) *cobra.Command {
-	var (
-		cfg config.API
-		db  config.Database
-		rc  config.Redis
-	)
+	var s apiSettings
 	cmd := &cobra.Command{
 		Use:   "api",
 		Short: "Run the management API server (and the dispatch watchdog)",
@@ -31,59 +56,69 @@ worker is gone. Secrets come from the environment only: DIONYSIA_EDGE_SECRET,
 DIONYSIA_WORKER_SECRET, DIONYSIA_PLAYBACK_KEYS (see docs/configuration.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
+			if err := s.validate(g.env.LookupEnv); err != nil {
+				return err
+			}
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
-			cfg.LoadSecrets(g.env.LookupEnv)
-			rc = rc.WithDefaults()
-			if err := rc.Validate(); err != nil {
-				return err
-			}
-			pool, err := openPool(ctx, db)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-
-			// Refuse to serve a schema this binary does not know yet.
-			sqlDB := stdlib.OpenDBFromPool(pool)
-			defer sqlDB.Close()
-			m, err := migrate.New(sqlDB, migrate.Config{})
-			if err != nil {
-				return err
-			}
-			cur, latest, err := m.Version(ctx)
-			if err != nil {
-				return err
-			}
-			if cur < latest {
-				return fmt.Errorf("the database schema is at version %d, this binary needs %d: run `dionysia migrate up`", cur, latest)
-			}
-
-			ropts, err := redis.ParseURL(rc.URL)
-			if err != nil {
-				return fmt.Errorf("parsing redis url: %w", err)
-			}
-			rdb := redis.NewClient(ropts)
-			defer rdb.Close()
-
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			srv, err := api.New(cfg, api.Deps{Store: store.New(pool), Pool: pool, Redis: rdb, Registry: reg, Logger: log})
-			if err != nil {
-				return err
-			}
-			ln, err := net.Listen("tcp", cfg.WithDefaults().Addr)
-			if err != nil {
-				return fmt.Errorf("listening: %w", err)
-			}
-			return srv.Run(ctx, ln)
+			return runAPI(cmd.Context(), s, log)
 		},
 	}
-	cfg.RegisterFlags(cmd.Flags())
-	db.RegisterFlags(cmd.Flags())
-	rc.RegisterFlags(cmd.Flags())
+	s.registerFlags(cmd.Flags())
 	return cmd
+}
+
+// runAPI is `dionysia api`: it opens the connections, has api.NewApp
+// construct the components, listens, and runs them until ctx is cancelled;
+// the deferred calls close the connections after the components stopped.
+func runAPI(ctx context.Context, s apiSettings, log *slog.Logger) error {
+	pool, err := openPool(ctx, s.Database)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := requireSchema(ctx, pool); err != nil {
+		return err
+	}
+
+	ropts, err := s.Redis.Options()
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	app, err := api.NewApp(s.API, api.Deps{Store: store.New(pool), Pool: pool, Redis: rdb, RedisPrefix: s.Redis.Prefix,
+		Registry: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.API.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.API.Addr, err)
+	}
+	return app.Run(ctx, ln)
+}
+
+// requireSchema refuses to serve a schema this binary does not know yet.
+func requireSchema(ctx context.Context, pool *pgxpool.Pool) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	m, err := migrate.New(sqlDB, migrate.Config{})
+	if err != nil {
+		return err
+	}
+	cur, latest, err := m.Version(ctx)
+	if err != nil {
+		return err
+	}
+	if cur < latest {
+		return fmt.Errorf("the database schema is at version %d, this binary needs %d: run `dionysia migrate up`", cur, latest)
+	}
+	return nil
 }

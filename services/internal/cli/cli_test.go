@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
+
 	"github.com/dionysia/dionysia/testkit"
 	"github.com/dionysia/dionysia/testkit/postgres"
 	"net/http/httptest"
@@ -13,15 +16,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dionysia/dionysia/migrations"
+	"github.com/dionysia/dionysia/pkg/conf"
+	"github.com/dionysia/dionysia/pkg/conf/conftest"
 	"github.com/dionysia/dionysia/services/internal/api"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
 	"github.com/dionysia/dionysia/services/internal/cli"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/dbtest"
+	"github.com/dionysia/dionysia/services/internal/edge"
+	"github.com/dionysia/dionysia/services/internal/router"
 	"github.com/dionysia/dionysia/services/internal/secret"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -42,7 +49,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	st := store.New(pool)
 	rdb := testkit.RedisPrefix(t)
-	srv, err := api.New(config.API{}, api.Deps{Store: st, Pool: pool, Redis: rdb.Client, RedisPrefix: rdb.Prefix, Registry: prometheus.NewRegistry()})
+	srv, err := api.NewApp(config.API{}, api.Deps{Store: st, Pool: pool, Redis: rdb.Client, RedisPrefix: rdb.Prefix, Registry: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -194,7 +201,9 @@ func TestAPIKeyAndMigrateCommands(t *testing.T) {
 
 	out = b.ok("migrate", "status")
 	require.Regexp(t, `5\s+00005_builtin_profiles.sql\s+\d{4}-`, out)
-	require.Contains(t, b.ok("migrate", "up"), "schema is at version 6")
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+	require.Contains(t, b.ok("migrate", "up"), fmt.Sprintf("schema is at version %d", len(files)), "every migration applied")
 }
 
 func TestFlagWinsOverEnvironment(t *testing.T) {
@@ -206,33 +215,78 @@ func TestFlagWinsOverEnvironment(t *testing.T) {
 	require.Contains(t, b.ok("profiles", "list", "-o", "table"), "BUILTIN", "the flag wins")
 	b.env["DIONYSIA_OUTPUT"] = "yaml"
 	_, _, err := b.run("", "profiles", "list")
-	require.ErrorContains(t, err, "--output must be table or json")
+	require.ErrorContains(t, err, `DIONYSIA_OUTPUT="yaml" (--output): must be table or json`)
 }
 
-// TestEveryVariableIsDocumented fails when a flag's environment variable is not
-// in docs/configuration.md.
+// sections maps each command to its section of docs/configuration.md.
+var sections = map[string]string{
+	"api":      "dionysia api",
+	"edge":     "dionysia edge",
+	"router":   "dionysia router",
+	"migrate":  "dionysia migrate and dionysia api-key",
+	"api-key":  "dionysia migrate and dionysia api-key",
+	"streams":  "dionysia streams, profiles and workers",
+	"profiles": "dionysia streams, profiles and workers",
+	"workers":  "dionysia streams, profiles and workers",
+}
+
+// secrets are each server command's environment-only settings.
+var secrets = map[string][]conf.Var{"api": config.APISecrets, "edge": edge.Secrets, "router": router.Secrets}
+
+// TestEveryVariableIsDocumented fails when a command's flag or variable is
+// missing from its section of docs/configuration.md, or the section
+// documents a variable the command does not read.
 func TestEveryVariableIsDocumented(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "configuration.md"))
-	require.NoError(t, err)
-	seen := map[string]bool{}
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.PersistentFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) {
-				if env := config.EnvName(f); env != "" {
-					seen[env] = true
-				}
-			})
+	root := cli.NewRoot(cli.Env{})
+	conftest.RequireDocumented(t, "Every command", nil, root.PersistentFlags())
+	bySection := map[string][]*pflag.FlagSet{}
+	extra := map[string][]conf.Var{}
+	for _, c := range root.Commands() {
+		title, ok := sections[c.Name()]
+		if !ok {
+			continue // help, completion
 		}
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
+		bySection[title] = append(bySection[title], c.LocalNonPersistentFlags(), c.PersistentFlags())
+		extra[title] = append(extra[title], secrets[c.Name()]...)
 	}
-	walk(cli.NewRoot(cli.Env{}))
-	require.Greater(t, len(seen), 15)
-	for env := range seen {
-		require.Contains(t, string(doc), "`"+env+"`", "docs/configuration.md must document %s", env)
+	require.Len(t, bySection, 5)
+	for title, sets := range bySection {
+		conftest.RequireDocumented(t, title, extra[title], sets...)
+	}
+}
+
+// TestServersRefuseBadSettingsAtStart runs the real commands: a variable
+// that does not parse, or a value out of range, stops the command before
+// anything starts, with an error naming the variable and the value.
+func TestServersRefuseBadSettingsAtStart(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"edge"}, map[string]string{"DIONYSIA_EDGE_RTMP_PORT": "abc"}, `DIONYSIA_EDGE_RTMP_PORT="abc": not a port number`},
+		{[]string{"edge"}, map[string]string{"DIONYSIA_EDGE_POLL_INTERVAL": "5"}, `DIONYSIA_EDGE_POLL_INTERVAL="5": not a duration`},
+		{[]string{"edge"}, map[string]string{"DIONYSIA_EDGE_ADMIN_ADDR": "9990"}, `DIONYSIA_EDGE_ADMIN_ADDR="9990" (--admin-addr): must be host:port`},
+		{[]string{"router"}, map[string]string{"DIONYSIA_ROUTER_CACHE_TTL": "forever"}, `DIONYSIA_ROUTER_CACHE_TTL="forever": not a duration`},
+		{[]string{"router"}, map[string]string{"DIONYSIA_ROUTER_MODE": "teleport"}, `DIONYSIA_ROUTER_MODE="teleport" (--mode)`},
+		{[]string{"api"}, map[string]string{"DIONYSIA_PUBLIC_RTMP_PORT": "x"}, `DIONYSIA_PUBLIC_RTMP_PORT="x": not a port number`},
+		{[]string{"api"}, map[string]string{"DIONYSIA_API_ADDR": "8080"}, `DIONYSIA_API_ADDR="8080" (--addr): must be host:port`},
+		{[]string{"api"}, map[string]string{"DIONYSIA_PLAYBACK_KEYS": "k1:short"}, "DIONYSIA_PLAYBACK_KEYS"},
+		{[]string{"streams", "list"}, map[string]string{"DIONYSIA_LOG_LEVEL": "loud"}, `DIONYSIA_LOG_LEVEL="loud" (--log-level)`},
+		{[]string{"router", "--cache-ttl", "soon"}, nil, `invalid argument "soon" for "--cache-ttl" flag: not a duration`},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		root := cli.NewRoot(cli.Env{Stdout: &out, Stderr: &errOut,
+			LookupEnv: func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }})
+		root.SetArgs(tc.args)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := root.ExecuteContext(ctx)
+		cancel()
+		require.ErrorContains(t, err, tc.want, "dionysia %v with %v", tc.args, tc.env)
+		require.Empty(t, errOut.String(), "nothing started, nothing logged")
 	}
 }
 

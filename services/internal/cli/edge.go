@@ -18,10 +18,18 @@ connect, and reports streams going live and stopping. The edge<->API secret is
 read from DIONYSIA_EDGE_SECRET only. See docs/edge.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.LoadSecrets(g.env.LookupEnv)
+			cfg = cfg.WithDefaults()
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
+			// The edge is wired in edge.New and edge.Run: its listeners,
+			// the supervised mediamtx and the tracker, started and stopped
+			// in order.
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			e, err := edge.New(cfg, log, reg)
@@ -31,6 +39,6 @@ read from DIONYSIA_EDGE_SECRET only. See docs/edge.md.`,
 			return e.Run(cmd.Context())
 		},
 	}
-	cfg.BindFlags(cmd.Flags())
+	cfg.RegisterFlags(cmd.Flags())
 	return cmd
 }

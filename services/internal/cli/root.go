@@ -1,11 +1,13 @@
 // Package cli is the dionysia command line: one constructor per command group
 // (api, migrate, api-key, streams, profiles, workers, edge), wired by NewRoot. Configuration
-// comes from flags and DIONYSIA_* environment variables (see package config).
+// comes from flags and DIONYSIA_* environment variables (package conf applies
+// the environment, in the root command, for every command).
 package cli
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -31,12 +34,14 @@ func OSEnv() Env {
 	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv}
 }
 
+// varOutput is the output format of the CLI commands.
+var varOutput = conf.Var{Flag: "output", Env: "DIONYSIA_OUTPUT"}
+
 // globals are the flags every command has.
 type globals struct {
-	env       Env
-	output    string
-	logLevel  string
-	logFormat string
+	env    Env
+	output string
+	log    conf.Log
 }
 
 // NewRoot returns the dionysia command with every subcommand.
@@ -51,45 +56,28 @@ func NewRoot(env Env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := config.ApplyEnv(cmd.Flags(), env.LookupEnv); err != nil {
+			// The environment, applied in one place for every command; then
+			// the settings every command has are checked.
+			if err := conf.ApplyEnv(cmd.Flags(), env.LookupEnv); err != nil {
 				return err
 			}
-			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("--output must be table or json, got %q", g.output)
-			}
-			return nil
+			return errors.Join(conf.OneOf(varOutput, g.output, "table", "json"), g.log.Validate())
 		},
 	}
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	config.BindEnv(pf, "output", "DIONYSIA_OUTPUT")
-	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	config.BindEnv(pf, "log-level", "DIONYSIA_LOG_LEVEL")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	config.BindEnv(pf, "log-format", "DIONYSIA_LOG_FORMAT")
+	pf.StringVarP(&g.output, varOutput.Flag, "o", "table", "output format: table or json")
+	conf.Bind(pf, varOutput)
+	g.log.RegisterFlags(pf)
 
 	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g), newWorkersCmd(g),
 		newEdgeCmd(g), newRouterCmd(g))
 	return root
 }
 
-func (g *globals) logger() (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch g.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(g.env.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(g.env.Stderr, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format must be text or json, got %q", g.logFormat)
-}
+func (g *globals) logger() (*slog.Logger, error) { return g.log.Logger(g.env.Stderr) }
 
 func (g *globals) json() bool { return g.output == "json" }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/dionysia/dionysia/services/internal/preview"
@@ -11,9 +13,7 @@ import (
 )
 
 func newRouterCmd(g *globals) *cobra.Command {
-	s := router.DefaultSettings()
-	// The environment provides the flag defaults; flags on the command line win.
-	envErr := s.ApplyEnv(g.env.LookupEnv)
+	var s router.Settings
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the routing tier that sends CDN origin requests to the worker holding each stream",
@@ -24,28 +24,37 @@ preview page, /play/{stream_id}, plays a stream with hls.js or dash.js.
 See docs/routing.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if envErr != nil {
-				return envErr
+			s.LoadSecrets(g.env.LookupEnv)
+			s = s.WithDefaults()
+			if err := s.Validate(); err != nil {
+				return err
 			}
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			cfg, rdb, err := s.Config(log, reg)
-			if err != nil {
-				return err
-			}
-			defer rdb.Close()
-			cfg.Pages = map[string]http.Handler{preview.Prefix: preview.New(log)}
-			rt, err := router.New(cfg)
-			if err != nil {
-				return err
-			}
-			return rt.Serve(cmd.Context(), s.Addr)
+			return runRouter(cmd.Context(), s, log)
 		},
 	}
-	s.BindFlags(cmd.Flags())
+	s.RegisterFlags(cmd.Flags())
 	return cmd
+}
+
+// runRouter is `dionysia router`: the Redis client, the router with its
+// preview page, served (with the ownership watch alongside) until ctx is
+// cancelled; the Redis client is closed after the router stopped.
+func runRouter(ctx context.Context, s router.Settings, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg, rdb, err := s.Config(log, reg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	cfg.Pages = map[string]http.Handler{preview.Prefix: preview.New(log)}
+	rt, err := router.New(cfg)
+	if err != nil {
+		return err
+	}
+	return rt.Serve(ctx, s.Addr)
 }

@@ -1,23 +1,22 @@
-// Package config holds the configuration of Dionysia's control-plane services.
-//
-// Each service has a struct whose zero value means "all defaults" (WithDefaults
-// fills it with cmp.Or) and a Validate method. Values come from command-line
-// flags and DIONYSIA_* environment variables, the flag winning: RegisterFlags
-// binds a struct's fields to flags, each annotated with its variable, and
-// ApplyEnv copies the variables into the flags the command line left unset.
-// docs/configuration.md lists every variable; a test keeps it complete.
+// Package config holds the configuration of `dionysia api` and of the CLI
+// commands, in the style of package conf (pkg/conf) that every binary shares:
+// a struct whose zero value means "all defaults" (WithDefaults fills it with
+// cmp.Or), a Validate method naming the variable, the flag and the bad value,
+// and RegisterFlags binding the fields to flags annotated with their
+// DIONYSIA_* variable (conf.ApplyEnv applies the environment, in the CLI's
+// root command). docs/configuration.md lists every variable; the cli tests
+// keep it complete.
 package config
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/spf13/pflag"
 )
@@ -25,15 +24,13 @@ import (
 // Defaults.
 const (
 	DefaultDatabaseURL     = "postgres://dionysia:dionysia@127.0.0.1:5432/dionysia?sslmode=disable"
-	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
 	DefaultAPIAddr         = "127.0.0.1:8080"
-	DefaultAPIURL          = "http://127.0.0.1:8080"
-	DefaultEdgePublicHost  = "127.0.0.1"
+	DefaultIngestHost      = "127.0.0.1"
 	DefaultRTMPPort        = 1935
 	DefaultSRTPort         = 8890
 	DefaultRTSPPort        = 8554
 	DefaultWebRTCPort      = 8889
-	DefaultPlaybackBaseURL = "http://127.0.0.1:8081"
+	DefaultPlaybackURL     = "http://127.0.0.1:8081"
 	DefaultBodyLimit       = 1 << 20 // bytes
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxConns        = 10
@@ -45,16 +42,33 @@ const (
 	DefaultReconnectGrace      = 10 * time.Second
 )
 
-// Environment variables that hold secrets. They are read from the environment
-// only (LoadSecrets), never from flags, and never logged.
-const (
-	EnvEdgeSecret   = "DIONYSIA_EDGE_SECRET"
-	EnvWorkerSecret = "DIONYSIA_WORKER_SECRET"
-	EnvPlaybackKeys = "DIONYSIA_PLAYBACK_KEYS"
+// Settings of this package (the shared ones are in package conf).
+var (
+	VarDatabaseURL      = conf.Var{Flag: "database-url", Env: "DIONYSIA_DATABASE_URL"}
+	VarDatabaseMaxConns = conf.Var{Flag: "database-max-conns", Env: "DIONYSIA_DATABASE_MAX_CONNS"}
+
+	VarAPIAddr            = conf.Var{Flag: "addr", Env: "DIONYSIA_API_ADDR"}
+	VarAPIBodyLimit       = conf.Var{Flag: "body-limit", Env: "DIONYSIA_API_BODY_LIMIT"}
+	VarAPIShutdownTimeout = conf.Var{Flag: "shutdown-timeout", Env: "DIONYSIA_API_SHUTDOWN_TIMEOUT"}
+
+	VarPublicIngestHost = conf.Var{Flag: "public-ingest-host", Env: "DIONYSIA_PUBLIC_INGEST_HOST"}
+	VarPublicRTMPPort   = conf.Var{Flag: "public-rtmp-port", Env: "DIONYSIA_PUBLIC_RTMP_PORT"}
+	VarPublicSRTPort    = conf.Var{Flag: "public-srt-port", Env: "DIONYSIA_PUBLIC_SRT_PORT"}
+	VarPublicRTSPPort   = conf.Var{Flag: "public-rtsp-port", Env: "DIONYSIA_PUBLIC_RTSP_PORT"}
+	VarPublicWebRTCPort = conf.Var{Flag: "public-webrtc-port", Env: "DIONYSIA_PUBLIC_WEBRTC_PORT"}
+	VarPublicPlayback   = conf.Var{Flag: "public-playback-url", Env: "DIONYSIA_PUBLIC_PLAYBACK_URL"}
+
+	VarDispatchInterval    = conf.Var{Flag: "dispatch-interval", Env: "DIONYSIA_API_DISPATCH_INTERVAL"}
+	VarRedispatchGrace     = conf.Var{Flag: "redispatch-grace", Env: "DIONYSIA_API_REDISPATCH_GRACE"}
+	VarRedispatchMin       = conf.Var{Flag: "redispatch-min-interval", Env: "DIONYSIA_API_REDISPATCH_MIN_INTERVAL"}
+	VarDispatchFirstPickup = conf.Var{Flag: "dispatch-first-pickup", Env: "DIONYSIA_API_DISPATCH_FIRST_PICKUP"}
+	VarReconnectGrace      = conf.Var{Flag: "reconnect-grace", Env: "DIONYSIA_API_RECONNECT_GRACE"}
+
+	VarAPIKey = conf.Var{Flag: "api-key", Env: "DIONYSIA_API_KEY"}
 )
 
-// envAnnotation is the pflag annotation naming a flag's environment variable.
-const envAnnotation = "dionysia_env"
+// APISecrets are the environment-only settings of `dionysia api`.
+var APISecrets = []conf.Var{conf.EdgeSecret, conf.WorkerSecret, conf.PlaybackKeys}
 
 // Database is the PostgreSQL connection.
 type Database struct {
@@ -71,105 +85,68 @@ func (c Database) WithDefaults() Database {
 
 // Validate checks the configuration.
 func (c Database) Validate() error {
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return fmt.Errorf("database url: must be a postgres:// URL")
+	var errs []error
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		// The value is not repeated: it holds the password.
+		errs = append(errs, fmt.Errorf("%s: must be a postgres:// URL", VarDatabaseURL))
 	}
-	if c.MaxConns < 1 || c.MaxConns > 1000 {
-		return fmt.Errorf("database max conns: must be 1-1000, got %d", c.MaxConns)
-	}
-	return nil
+	errs = append(errs, conf.Range(VarDatabaseMaxConns, c.MaxConns, 1, 1000))
+	return errors.Join(errs...)
 }
 
 // RegisterFlags binds the fields to flags.
 func (c *Database) RegisterFlags(fs *pflag.FlagSet) {
 	d := c.WithDefaults()
-	fs.StringVar(&c.URL, "database-url", d.URL, "PostgreSQL URL")
-	annotate(fs, "database-url", "DIONYSIA_DATABASE_URL")
-	fs.IntVar(&c.MaxConns, "database-max-conns", d.MaxConns, "maximum PostgreSQL connections in the pool")
-	annotate(fs, "database-max-conns", "DIONYSIA_DATABASE_MAX_CONNS")
-}
-
-// Redis is the Redis connection.
-type Redis struct {
-	URL string // redis:// URL; default DefaultRedisURL
-}
-
-// WithDefaults fills unset fields.
-func (c Redis) WithDefaults() Redis {
-	c.URL = cmp.Or(c.URL, DefaultRedisURL)
-	return c
-}
-
-// Validate checks the configuration.
-func (c Redis) Validate() error {
-	u, err := url.Parse(c.URL)
-	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-		return fmt.Errorf("redis url: must be a redis://, rediss:// or unix:// URL")
-	}
-	return nil
-}
-
-// RegisterFlags binds the fields to flags.
-func (c *Redis) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.URL, "redis-url", c.WithDefaults().URL, "Redis URL")
-	annotate(fs, "redis-url", "DIONYSIA_REDIS_URL")
+	f := conf.On(fs)
+	f.String(&c.URL, VarDatabaseURL, d.URL, "PostgreSQL URL")
+	f.Int(&c.MaxConns, VarDatabaseMaxConns, d.MaxConns, "maximum PostgreSQL connections in the pool")
 }
 
 // PublicURLs are the addresses the outside world uses, from which the API
-// builds a stream's ingest and playback URLs.
+// builds a stream's ingest and playback URLs: what publishers and viewers
+// are told, not where any service listens.
 type PublicURLs struct {
-	EdgeHost        string // host name or IP of the ingest edge; default DefaultEdgePublicHost
+	EdgeHost        string // host name or IP publishers reach the edges by; default DefaultIngestHost
 	RTMPPort        int    // default DefaultRTMPPort
 	SRTPort         int    // default DefaultSRTPort
 	RTSPPort        int    // default DefaultRTSPPort
 	WebRTCPort      int    // WHIP (HTTP) port; default DefaultWebRTCPort
-	PlaybackBaseURL string // the router's public base URL; default DefaultPlaybackBaseURL
+	PlaybackBaseURL string // the router's public base URL; default DefaultPlaybackURL
 }
 
 // WithDefaults fills unset fields.
 func (c PublicURLs) WithDefaults() PublicURLs {
-	c.EdgeHost = cmp.Or(c.EdgeHost, DefaultEdgePublicHost)
+	c.EdgeHost = cmp.Or(c.EdgeHost, DefaultIngestHost)
 	c.RTMPPort = cmp.Or(c.RTMPPort, DefaultRTMPPort)
 	c.SRTPort = cmp.Or(c.SRTPort, DefaultSRTPort)
 	c.RTSPPort = cmp.Or(c.RTSPPort, DefaultRTSPPort)
 	c.WebRTCPort = cmp.Or(c.WebRTCPort, DefaultWebRTCPort)
-	c.PlaybackBaseURL = strings.TrimRight(cmp.Or(c.PlaybackBaseURL, DefaultPlaybackBaseURL), "/")
+	c.PlaybackBaseURL = strings.TrimRight(cmp.Or(c.PlaybackBaseURL, DefaultPlaybackURL), "/")
 	return c
 }
 
 // Validate checks the configuration.
 func (c PublicURLs) Validate() error {
-	var errs []error
-	if c.EdgeHost == "" || (strings.ContainsAny(c.EdgeHost, "/:?#@ ") && net.ParseIP(c.EdgeHost) == nil) {
-		errs = append(errs, fmt.Errorf("edge public host: must be a host name or IP address, got %q", c.EdgeHost))
-	}
-	for name, p := range map[string]int{"rtmp": c.RTMPPort, "srt": c.SRTPort, "rtsp": c.RTSPPort, "webrtc": c.WebRTCPort} {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("edge %s port: must be 1-65535, got %d", name, p))
-		}
-	}
-	if u, err := url.Parse(c.PlaybackBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("playback base url: must be an absolute http(s) URL, got %q", c.PlaybackBaseURL))
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		conf.Host(VarPublicIngestHost, c.EdgeHost),
+		conf.Port(VarPublicRTMPPort, c.RTMPPort),
+		conf.Port(VarPublicSRTPort, c.SRTPort),
+		conf.Port(VarPublicRTSPPort, c.RTSPPort),
+		conf.Port(VarPublicWebRTCPort, c.WebRTCPort),
+		conf.HTTPURL(VarPublicPlayback, c.PlaybackBaseURL),
+	)
 }
 
 // RegisterFlags binds the fields to flags.
 func (c *PublicURLs) RegisterFlags(fs *pflag.FlagSet) {
 	d := c.WithDefaults()
-	fs.StringVar(&c.EdgeHost, "edge-public-host", d.EdgeHost, "host name or IP publishers use to reach the edge")
-	annotate(fs, "edge-public-host", "DIONYSIA_EDGE_PUBLIC_HOST")
-	fs.IntVar(&c.RTMPPort, "edge-rtmp-port", d.RTMPPort, "public RTMP port of the edge")
-	annotate(fs, "edge-rtmp-port", "DIONYSIA_EDGE_RTMP_PORT")
-	fs.IntVar(&c.SRTPort, "edge-srt-port", d.SRTPort, "public SRT port (UDP) of the edge")
-	annotate(fs, "edge-srt-port", "DIONYSIA_EDGE_SRT_PORT")
-	fs.IntVar(&c.RTSPPort, "edge-rtsp-port", d.RTSPPort, "public RTSP port of the edge")
-	annotate(fs, "edge-rtsp-port", "DIONYSIA_EDGE_RTSP_PORT")
-	fs.IntVar(&c.WebRTCPort, "edge-webrtc-port", d.WebRTCPort, "public WebRTC (WHIP, HTTP) port of the edge")
-	annotate(fs, "edge-webrtc-port", "DIONYSIA_EDGE_WEBRTC_PORT")
-	fs.StringVar(&c.PlaybackBaseURL, "playback-base-url", d.PlaybackBaseURL, "public base URL of the playback router")
-	annotate(fs, "playback-base-url", "DIONYSIA_PLAYBACK_BASE_URL")
+	f := conf.On(fs)
+	f.String(&c.EdgeHost, VarPublicIngestHost, d.EdgeHost, "host name or IP publishers are told to reach the edges by")
+	f.Port(&c.RTMPPort, VarPublicRTMPPort, d.RTMPPort, "RTMP port publishers are told")
+	f.Port(&c.SRTPort, VarPublicSRTPort, d.SRTPort, "SRT (UDP) port publishers are told")
+	f.Port(&c.RTSPPort, VarPublicRTSPPort, d.RTSPPort, "RTSP port publishers are told")
+	f.Port(&c.WebRTCPort, VarPublicWebRTCPort, d.WebRTCPort, "WebRTC (WHIP, HTTP) port publishers are told")
+	f.String(&c.PlaybackBaseURL, VarPublicPlayback, d.PlaybackBaseURL, "public base URL of the playback routers, which players are told")
 }
 
 // Dispatch configures how the API hands live sessions to workers and the
@@ -207,29 +184,25 @@ func (c Dispatch) WithDefaults() Dispatch {
 
 // Validate checks the configuration.
 func (c Dispatch) Validate() error {
-	var errs []error
-	for name, d := range map[string]time.Duration{"dispatch interval": c.Interval, "redispatch grace": c.Grace,
-		"redispatch min interval": c.MinInterval, "dispatch first pickup": c.FirstPickup, "reconnect grace": c.ReconnectGrace} {
-		if d <= 0 || d > time.Hour {
-			errs = append(errs, fmt.Errorf("%s: must be between 0 and 1h, got %s", name, d))
-		}
-	}
-	return errors.Join(errs...)
+	in := func(v conf.Var, d time.Duration) error { return conf.Range(v, d, time.Millisecond, time.Hour) }
+	return errors.Join(
+		in(VarDispatchInterval, c.Interval),
+		in(VarRedispatchGrace, c.Grace),
+		in(VarRedispatchMin, c.MinInterval),
+		in(VarDispatchFirstPickup, c.FirstPickup),
+		in(VarReconnectGrace, c.ReconnectGrace),
+	)
 }
 
 // RegisterFlags binds the fields to flags.
 func (c *Dispatch) RegisterFlags(fs *pflag.FlagSet) {
 	d := c.WithDefaults()
-	fs.DurationVar(&c.Interval, "dispatch-interval", d.Interval, "how often the failover watchdog looks for live sessions without a worker")
-	annotate(fs, "dispatch-interval", "DIONYSIA_DISPATCH_INTERVAL")
-	fs.DurationVar(&c.Grace, "redispatch-grace", d.Grace, "how long a session whose worker is gone waits before it is re-dispatched")
-	annotate(fs, "redispatch-grace", "DIONYSIA_REDISPATCH_GRACE")
-	fs.DurationVar(&c.MinInterval, "redispatch-min-interval", d.MinInterval, "shortest time between two dispatches of one session")
-	annotate(fs, "redispatch-min-interval", "DIONYSIA_REDISPATCH_MIN_INTERVAL")
-	fs.DurationVar(&c.FirstPickup, "dispatch-first-pickup", d.FirstPickup, "how long a dispatched task that left the queue may take to be picked up before it is dispatched again")
-	annotate(fs, "dispatch-first-pickup", "DIONYSIA_DISPATCH_FIRST_PICKUP")
-	fs.DurationVar(&c.ReconnectGrace, "reconnect-grace", d.ReconnectGrace, "how long a dropped publisher may reconnect and continue the same session")
-	annotate(fs, "reconnect-grace", "DIONYSIA_RECONNECT_GRACE")
+	f := conf.On(fs)
+	f.Duration(&c.Interval, VarDispatchInterval, d.Interval, "how often the failover watchdog looks for live sessions without a worker")
+	f.Duration(&c.Grace, VarRedispatchGrace, d.Grace, "how long a session whose worker is gone waits before it is re-dispatched")
+	f.Duration(&c.MinInterval, VarRedispatchMin, d.MinInterval, "shortest time between two dispatches of one session")
+	f.Duration(&c.FirstPickup, VarDispatchFirstPickup, d.FirstPickup, "how long a dispatched task that left the queue may take to be picked up before it is dispatched again")
+	f.Duration(&c.ReconnectGrace, VarReconnectGrace, d.ReconnectGrace, "how long a dropped publisher may reconnect and continue the same session")
 }
 
 // API configures the management API server.
@@ -257,22 +230,15 @@ type API struct {
 // os.LookupEnv in production). Secrets are never flags: command lines are
 // visible to every local user.
 func (c *API) LoadSecrets(lookup func(string) (string, bool)) {
-	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	c.EdgeSecret = get(EnvEdgeSecret)
-	c.WorkerSecret = get(EnvWorkerSecret)
-	c.PlaybackKeys = get(EnvPlaybackKeys)
+	c.EdgeSecret = conf.Secret(lookup, conf.EdgeSecret)
+	c.WorkerSecret = conf.Secret(lookup, conf.WorkerSecret)
+	c.PlaybackKeys = conf.Secret(lookup, conf.PlaybackKeys)
 }
 
 // String describes the configuration without its secrets.
 func (c API) String() string {
-	set := func(s string) string {
-		if s == "" {
-			return "unset"
-		}
-		return "set"
-	}
 	return fmt.Sprintf("api addr=%s edge_secret=%s worker_secret=%s playback_keys=%s",
-		c.Addr, set(c.EdgeSecret), set(c.WorkerSecret), set(c.PlaybackKeys))
+		c.Addr, conf.Redacted(c.EdgeSecret), conf.Redacted(c.WorkerSecret), conf.Redacted(c.PlaybackKeys))
 }
 
 // WithDefaults fills unset fields.
@@ -287,20 +253,16 @@ func (c API) WithDefaults() API {
 
 // Validate checks the configuration.
 func (c API) Validate() error {
-	var errs []error
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("api addr: must be host:port, got %q", c.Addr))
+	errs := []error{
+		conf.HostPort(VarAPIAddr, c.Addr),
+		conf.Range(VarAPIBodyLimit, c.BodyLimit, 1<<10, 64<<20),
+		conf.Positive(VarAPIShutdownTimeout, c.ShutdownTimeout),
+		c.Public.Validate(),
+		c.Dispatch.Validate(),
 	}
-	if c.BodyLimit < 1024 || c.BodyLimit > 64<<20 {
-		errs = append(errs, fmt.Errorf("api body limit: must be 1 KiB-64 MiB, got %d bytes", c.BodyLimit))
-	}
-	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("api shutdown timeout: must be positive, got %s", c.ShutdownTimeout))
-	}
-	errs = append(errs, c.Public.Validate(), c.Dispatch.Validate())
 	if c.PlaybackKeys != "" {
 		if _, err := playback.ParseKeys(c.PlaybackKeys); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvPlaybackKeys, err))
+			errs = append(errs, fmt.Errorf("%s: %w", conf.PlaybackKeys, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -309,32 +271,30 @@ func (c API) Validate() error {
 // RegisterFlags binds the fields to flags.
 func (c *API) RegisterFlags(fs *pflag.FlagSet) {
 	d := c.WithDefaults()
-	fs.StringVar(&c.Addr, "addr", d.Addr, "address the API listens on (host:port)")
-	annotate(fs, "addr", "DIONYSIA_API_ADDR")
-	fs.Int64Var(&c.BodyLimit, "body-limit", d.BodyLimit, "maximum request body size in bytes")
-	annotate(fs, "body-limit", "DIONYSIA_API_BODY_LIMIT")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "grace period for in-flight requests on stop")
-	annotate(fs, "shutdown-timeout", "DIONYSIA_API_SHUTDOWN_TIMEOUT")
+	f := conf.On(fs)
+	f.String(&c.Addr, VarAPIAddr, d.Addr, "address the API listens on (host:port)")
+	f.Int64(&c.BodyLimit, VarAPIBodyLimit, d.BodyLimit, "maximum request body size in bytes")
+	f.Duration(&c.ShutdownTimeout, VarAPIShutdownTimeout, d.ShutdownTimeout, "grace period for in-flight requests on stop")
 	c.Public.RegisterFlags(fs)
 	c.Dispatch.RegisterFlags(fs)
 }
 
 // Client configures the CLI's connection to the API.
 type Client struct {
-	APIURL string // base URL of the API; default DefaultAPIURL
+	APIURL string // base URL of the API; default conf.DefaultAPIURL
 	APIKey string // bearer key (dio_...); required by commands that call the API
 }
 
 // WithDefaults fills unset fields.
 func (c Client) WithDefaults() Client {
-	c.APIURL = strings.TrimRight(cmp.Or(c.APIURL, DefaultAPIURL), "/")
+	c.APIURL = strings.TrimRight(cmp.Or(c.APIURL, conf.DefaultAPIURL), "/")
 	return c
 }
 
 // Validate checks the configuration.
 func (c Client) Validate() error {
-	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("api url: must be an absolute http(s) URL, got %q", c.APIURL)
+	if err := conf.HTTPURL(conf.APIURL, c.APIURL); err != nil {
+		return err
 	}
 	if c.APIKey == "" {
 		return errors.New("api key: required (--api-key or DIONYSIA_API_KEY); create one with `dionysia api-key create`")
@@ -344,49 +304,7 @@ func (c Client) Validate() error {
 
 // RegisterFlags binds the fields to flags.
 func (c *Client) RegisterFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.APIURL, "api-url", c.WithDefaults().APIURL, "base URL of the management API")
-	annotate(fs, "api-url", "DIONYSIA_API_URL")
-	fs.StringVar(&c.APIKey, "api-key", "", "API key (prefer the environment variable: flags show in ps)")
-	annotate(fs, "api-key", "DIONYSIA_API_KEY")
-}
-
-func annotate(fs *pflag.FlagSet, flag, env string) { BindEnv(fs, flag, env) }
-
-// BindEnv ties the registered flag to the environment variable env for
-// ApplyEnv and mentions the variable in the flag's help.
-func BindEnv(fs *pflag.FlagSet, flag, env string) {
-	f := fs.Lookup(flag)
-	f.Usage += " (env " + env + ")"
-	_ = fs.SetAnnotation(flag, envAnnotation, []string{env})
-}
-
-// EnvName returns the environment variable of a flag registered by this
-// package, or "".
-func EnvName(f *pflag.Flag) string {
-	if v := f.Annotations[envAnnotation]; len(v) == 1 {
-		return v[0]
-	}
-	return ""
-}
-
-// ApplyEnv sets every flag of fs that was not given on the command line from
-// its environment variable, when that is set. lookup is os.LookupEnv in
-// production.
-func ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	var errs []error
-	fs.VisitAll(func(f *pflag.Flag) {
-		env := EnvName(f)
-		if env == "" || f.Changed {
-			return
-		}
-		if v, ok := lookup(env); ok {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+	f := conf.On(fs)
+	f.String(&c.APIURL, conf.APIURL, c.WithDefaults().APIURL, "base URL of the management API")
+	f.String(&c.APIKey, VarAPIKey, "", "API key (prefer the environment variable: flags show in ps)")
 }

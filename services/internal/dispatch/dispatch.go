@@ -30,6 +30,9 @@
 //
 // Every ReconcileInterval the dispatcher also restores the assignment of every
 // open session that lost it (e.g. Redis was down when the session opened).
+//
+// The dispatcher never stops a worker: ending sessions and telling their
+// workers to stop is package ingest's (it calls End to drop the assignment).
 package dispatch
 
 import (
@@ -39,7 +42,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -301,7 +303,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			if d.redisLostData(ctx) {
 				d.reconcile(ctx)
 			}
-			d.stopDue(ctx)
 			d.watch(ctx)
 		case <-reconcile.C:
 			d.reconcile(ctx)
@@ -432,76 +433,6 @@ func (d *Dispatcher) queued(rec record) (bool, error) {
 		return true, nil
 	}
 	return false, nil
-}
-
-// Deferred stops: a publisher that dropped may reconnect within the grace
-// window and continue its session, so its worker is told to stop only when the
-// grace has passed. They are kept in a sorted set scored by their due time
-// (unix ms), members "session stream reason".
-
-func (d *Dispatcher) stopsKey() string { return d.cfg.Prefix + "dispatch:pending-stops" }
-
-// ScheduleStop stops the session's worker and drops its assignment at `at`,
-// unless the session is open again by then. Scheduling it again keeps the
-// first due time.
-func (d *Dispatcher) ScheduleStop(ctx context.Context, streamID, sessionID uuid.UUID, reason string, at time.Time) error {
-	member := sessionID.String() + " " + streamID.String() + " " + reason
-	if err := d.rdb.ZAddNX(ctx, d.stopsKey(), redis.Z{Score: float64(at.UnixMilli()), Member: member}).Err(); err != nil {
-		return fmt.Errorf("scheduling the stop of session %s: %w", sessionID, err)
-	}
-	return nil
-}
-
-// CancelStop forgets the deferred stop of a session (its publisher is back).
-func (d *Dispatcher) CancelStop(ctx context.Context, sessionID uuid.UUID) error {
-	members, err := d.rdb.ZRange(ctx, d.stopsKey(), 0, -1).Result()
-	if err != nil {
-		return fmt.Errorf("listing deferred stops: %w", err)
-	}
-	for _, m := range members {
-		if strings.HasPrefix(m, sessionID.String()+" ") {
-			if err := d.rdb.ZRem(ctx, d.stopsKey(), m).Err(); err != nil {
-				return fmt.Errorf("cancelling the stop of session %s: %w", sessionID, err)
-			}
-		}
-	}
-	return nil
-}
-
-// stopDue carries out the deferred stops whose time has come.
-func (d *Dispatcher) stopDue(ctx context.Context) {
-	due, err := d.rdb.ZRangeByScore(ctx, d.stopsKey(), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(time.Now().UnixMilli(), 10),
-	}).Result()
-	if err != nil || len(due) == 0 {
-		return
-	}
-	stops := job.StopSignal{Redis: d.rdb, Prefix: d.cfg.Prefix}
-	for _, m := range due {
-		// Whoever removes the member carries the stop out (API replicas).
-		if n, err := d.rdb.ZRem(ctx, d.stopsKey(), m).Result(); err != nil || n == 0 {
-			continue
-		}
-		parts := strings.SplitN(m, " ", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		sessionID, err1 := uuid.Parse(parts[0])
-		streamID, err2 := uuid.Parse(parts[1])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		if _, open, err := d.sessions.Transcode(ctx, sessionID); err == nil && open {
-			continue // the publisher came back: the session goes on
-		}
-		err := errors.Join(stops.Request(ctx, sessionID, parts[2]), d.End(ctx, streamID, sessionID))
-		if err != nil {
-			d.m.errors.WithLabelValues("stop").Inc()
-			d.log.WarnContext(ctx, "stopping a session after its reconnect grace", "session_id", sessionID, "err", err)
-			continue
-		}
-		d.log.InfoContext(ctx, "publisher did not come back: worker stopped", "stream_id", streamID, "session_id", sessionID, "reason", parts[2])
-	}
 }
 
 // redisLostData reports whether Redis lost its data since the last check (a

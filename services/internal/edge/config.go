@@ -5,29 +5,65 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/spf13/pflag"
 )
 
-// EnvPrefix is the prefix of the edge's environment variables.
-const EnvPrefix = "DIONYSIA_EDGE_"
+// Settings of `dionysia edge` (the API URL and the secret are shared: package conf).
+var (
+	VarID               = conf.Var{Flag: "id", Env: "DIONYSIA_EDGE_ID"}
+	VarMediaMTX         = conf.Var{Flag: "mediamtx", Env: "DIONYSIA_EDGE_MEDIAMTX"}
+	VarWorkDir          = conf.Var{Flag: "work-dir", Env: "DIONYSIA_EDGE_WORK_DIR"}
+	VarBind             = conf.Var{Flag: "bind", Env: "DIONYSIA_EDGE_BIND"}
+	VarAdvertiseHost    = conf.Var{Flag: "advertise-host", Env: "DIONYSIA_EDGE_ADVERTISE_HOST"}
+	VarRTMPPort         = conf.Var{Flag: "rtmp-port", Env: "DIONYSIA_EDGE_RTMP_PORT"}
+	VarSRTPort          = conf.Var{Flag: "srt-port", Env: "DIONYSIA_EDGE_SRT_PORT"}
+	VarRTSPPort         = conf.Var{Flag: "rtsp-port", Env: "DIONYSIA_EDGE_RTSP_PORT"}
+	VarWebRTCPort       = conf.Var{Flag: "webrtc-port", Env: "DIONYSIA_EDGE_WEBRTC_PORT"}
+	VarWebRTCUDPPort    = conf.Var{Flag: "webrtc-udp-port", Env: "DIONYSIA_EDGE_WEBRTC_UDP_PORT"}
+	VarHookAddr         = conf.Var{Flag: "hook-addr", Env: "DIONYSIA_EDGE_HOOK_ADDR"}
+	VarMediaMTXAPIAddr  = conf.Var{Flag: "mediamtx-api-addr", Env: "DIONYSIA_EDGE_MEDIAMTX_API_ADDR"}
+	VarAdminAddr        = conf.Var{Flag: "admin-addr", Env: "DIONYSIA_EDGE_ADMIN_ADDR"}
+	VarPollInterval     = conf.Var{Flag: "poll-interval", Env: "DIONYSIA_EDGE_POLL_INTERVAL"}
+	VarSyncInterval     = conf.Var{Flag: "sync-interval", Env: "DIONYSIA_EDGE_SYNC_INTERVAL"}
+	VarAPITimeout       = conf.Var{Flag: "api-timeout", Env: "DIONYSIA_EDGE_API_TIMEOUT"}
+	VarStopTimeout      = conf.Var{Flag: "stop-timeout", Env: "DIONYSIA_EDGE_STOP_TIMEOUT"}
+	VarPublisherTimeout = conf.Var{Flag: "publisher-timeout", Env: "DIONYSIA_EDGE_PUBLISHER_TIMEOUT"}
+	VarMediaMTXLogLevel = conf.Var{Flag: "mediamtx-log-level", Env: "DIONYSIA_EDGE_MEDIAMTX_LOG_LEVEL"}
+)
+
+// Secrets are the edge's environment-only settings.
+var Secrets = []conf.Var{conf.EdgeSecret}
+
+// Defaults of the listeners. The publisher-facing ones (RTMP, SRT, RTSP,
+// WebRTC) bind every interface unless Bind says otherwise; the others stay
+// on loopback.
+const (
+	DefaultRTMPPort           = 1935
+	DefaultSRTPort            = 8890
+	DefaultRTSPPort           = 8554
+	DefaultWebRTCPort         = 8889
+	DefaultWebRTCUDPPort      = 8189
+	DefaultHookAddress        = "127.0.0.1:9991"
+	DefaultMediaMTXAPIAddress = "127.0.0.1:9997"
+	DefaultAdminAddress       = "127.0.0.1:9990"
+)
 
 // Config configures an edge. Its zero value means "defaults" for every field
-// but Secret, which is required. Load order: defaults → flags/env (BindFlags,
-// LoadEnv) → Validate (New calls WithDefaults and Validate).
+// but Secret, which is required. Load order: defaults → flags/env
+// (RegisterFlags, conf.ApplyEnv, LoadSecrets) → Validate (New calls
+// WithDefaults and Validate).
 type Config struct {
 	// ID names this edge towards the API; default: the host name.
 	ID string
 	// APIURL is the management API's base URL (DIONYSIA_API_URL); default
-	// http://127.0.0.1:8080.
+	// conf.DefaultAPIURL.
 	APIURL string
 	// Secret is the edge↔API shared secret (DIONYSIA_EDGE_SECRET); required,
 	// never logged, never written to mediamtx's config.
@@ -43,24 +79,27 @@ type Config struct {
 	// BindAddress is the host the publisher-facing listeners bind to; "" (the
 	// default) means every interface.
 	BindAddress string
-	// PublicHost is the host name workers and publishers use to reach this edge
-	// (EdgeInfo.PublicHost, WebRTC ICE host); default: the host name.
-	PublicHost string
+	// AdvertiseHost is the host name the workers read streams from and the
+	// API sends kicks to (EdgeInfo.PublicHost); it is also mediamtx's extra
+	// WebRTC ICE host. Default: the host name. What publishers are told is
+	// the API's setting (DIONYSIA_PUBLIC_INGEST_HOST).
+	AdvertiseHost string
 
-	RTMPPort      int // TCP; default 1935
-	SRTPort       int // UDP; default 8890
-	RTSPPort      int // TCP; default 8554
-	WebRTCPort    int // TCP (WHIP); default 8889
-	WebRTCUDPPort int // UDP (ICE); default 8189; -1 disables WebRTC (WHIP) altogether
+	RTMPPort      int // TCP; default DefaultRTMPPort
+	SRTPort       int // UDP; default DefaultSRTPort
+	RTSPPort      int // TCP; default DefaultRTSPPort
+	WebRTCPort    int // TCP (WHIP); default DefaultWebRTCPort
+	WebRTCUDPPort int // UDP (ICE); default DefaultWebRTCUDPPort; -1 disables WebRTC (WHIP) altogether
 
 	// HookAddress is the loopback listener mediamtx sends its auth requests to;
-	// default 127.0.0.1:9991. Port 0 picks a free port.
+	// default DefaultHookAddress. Port 0 picks a free port.
 	HookAddress string
 	// MediaMTXAPIAddress is mediamtx's control API, loopback only; default
-	// 127.0.0.1:9997.
+	// DefaultMediaMTXAPIAddress.
 	MediaMTXAPIAddress string
 	// AdminAddress serves /healthz, /readyz, /metrics and the kick endpoint;
-	// default :9990. Port 0 picks a free port.
+	// default DefaultAdminAddress (loopback: set it to 0.0.0.0:9990 when the
+	// API runs on another host). Port 0 picks a free port.
 	AdminAddress string
 
 	PollInterval time.Duration // mediamtx path polling; default 1 s
@@ -84,18 +123,18 @@ func (c Config) WithDefaults() Config {
 	host, _ := os.Hostname()
 	host = cmp.Or(host, "localhost")
 	c.ID = cmp.Or(c.ID, host)
-	c.APIURL = cmp.Or(c.APIURL, "http://127.0.0.1:8080")
+	c.APIURL = cmp.Or(c.APIURL, conf.DefaultAPIURL)
 	c.MediaMTXPath = cmp.Or(c.MediaMTXPath, defaultMediaMTXPath())
 	c.WorkDir = cmp.Or(c.WorkDir, filepath.Join(os.TempDir(), "dionysia-edge-"+safeName(c.ID)))
-	c.PublicHost = cmp.Or(c.PublicHost, host)
-	c.RTMPPort = cmp.Or(c.RTMPPort, 1935)
-	c.SRTPort = cmp.Or(c.SRTPort, 8890)
-	c.RTSPPort = cmp.Or(c.RTSPPort, 8554)
-	c.WebRTCPort = cmp.Or(c.WebRTCPort, 8889)
-	c.WebRTCUDPPort = cmp.Or(c.WebRTCUDPPort, 8189)
-	c.HookAddress = cmp.Or(c.HookAddress, "127.0.0.1:9991")
-	c.MediaMTXAPIAddress = cmp.Or(c.MediaMTXAPIAddress, "127.0.0.1:9997")
-	c.AdminAddress = cmp.Or(c.AdminAddress, ":9990")
+	c.AdvertiseHost = cmp.Or(c.AdvertiseHost, host)
+	c.RTMPPort = cmp.Or(c.RTMPPort, DefaultRTMPPort)
+	c.SRTPort = cmp.Or(c.SRTPort, DefaultSRTPort)
+	c.RTSPPort = cmp.Or(c.RTSPPort, DefaultRTSPPort)
+	c.WebRTCPort = cmp.Or(c.WebRTCPort, DefaultWebRTCPort)
+	c.WebRTCUDPPort = cmp.Or(c.WebRTCUDPPort, DefaultWebRTCUDPPort)
+	c.HookAddress = cmp.Or(c.HookAddress, DefaultHookAddress)
+	c.MediaMTXAPIAddress = cmp.Or(c.MediaMTXAPIAddress, DefaultMediaMTXAPIAddress)
+	c.AdminAddress = cmp.Or(c.AdminAddress, DefaultAdminAddress)
 	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
 	c.SyncInterval = cmp.Or(c.SyncInterval, 5*time.Second)
 	c.APITimeout = cmp.Or(c.APITimeout, 3*time.Second)
@@ -107,87 +146,80 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks a config that went through WithDefaults.
+// Validate checks a config that went through WithDefaults. Each error names
+// the setting's variable, its flag and the bad value.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Secret == "" {
-		errs = append(errs, errors.New("secret is required (DIONYSIA_EDGE_SECRET)"))
+	errs := []error{
+		conf.Required(conf.EdgeSecret, c.Secret),
+		conf.HTTPURL(conf.APIURL, c.APIURL),
+		conf.Host(VarAdvertiseHost, c.AdvertiseHost),
+		conf.Port(VarRTMPPort, c.RTMPPort),
+		conf.Port(VarSRTPort, c.SRTPort),
+		conf.Port(VarRTSPPort, c.RTSPPort),
+		conf.Port(VarWebRTCPort, c.WebRTCPort),
+		conf.Loopback(VarHookAddr, c.HookAddress),
+		conf.Loopback(VarMediaMTXAPIAddr, c.MediaMTXAPIAddress),
+		conf.HostPort(VarAdminAddr, c.AdminAddress),
+		conf.Positive(VarPollInterval, c.PollInterval),
+		conf.Positive(VarSyncInterval, c.SyncInterval),
+		conf.Positive(VarAPITimeout, c.APITimeout),
+		conf.Positive(VarStopTimeout, c.StopTimeout),
+		conf.Range(VarPublisherTimeout, c.PublisherTimeout, time.Second, time.Hour),
+		conf.OneOf(VarMediaMTXLogLevel, c.MediaMTXLogLevel, "error", "warn", "info", "debug"),
 	}
-	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("api url %q must be an absolute http(s) URL", c.APIURL))
+	if c.BindAddress != "" {
+		errs = append(errs, conf.Host(VarBind, c.BindAddress))
 	}
-	for name, p := range map[string]int{"rtmp": c.RTMPPort, "srt": c.SRTPort, "rtsp": c.RTSPPort, "webrtc": c.WebRTCPort} {
-		if p < 1 || p > 65535 {
-			errs = append(errs, fmt.Errorf("%s port must be 1-65535, got %d", name, p))
+	if c.WebRTCUDPPort != -1 {
+		if err := conf.Port(VarWebRTCUDPPort, c.WebRTCUDPPort); err != nil {
+			errs = append(errs, VarWebRTCUDPPort.Invalid(c.WebRTCUDPPort, "must be a port number (1-65535), or -1 to disable WebRTC"))
 		}
-	}
-	if c.WebRTCUDPPort < -1 || c.WebRTCUDPPort > 65535 {
-		errs = append(errs, fmt.Errorf("webrtc udp port must be 1-65535 or -1, got %d", c.WebRTCUDPPort))
-	}
-	for name, a := range map[string]string{"hook address": c.HookAddress, "mediamtx api address": c.MediaMTXAPIAddress} {
-		if err := requireLoopback(a); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		}
-	}
-	if _, _, err := net.SplitHostPort(c.AdminAddress); err != nil {
-		errs = append(errs, fmt.Errorf("admin address %q: %w", c.AdminAddress, err))
 	}
 	if c.MediaMTXPath == "" {
-		errs = append(errs, errors.New("mediamtx path is required"))
+		errs = append(errs, fmt.Errorf("%s: no mediamtx binary next to this one nor in PATH: set it", VarMediaMTX))
 	} else if st, err := os.Stat(c.MediaMTXPath); err != nil {
-		errs = append(errs, fmt.Errorf("mediamtx binary: %w", err))
+		errs = append(errs, VarMediaMTX.Invalid(c.MediaMTXPath, "mediamtx binary: %v", err))
 	} else if st.IsDir() || st.Mode()&0o111 == 0 {
-		errs = append(errs, fmt.Errorf("mediamtx binary %s is not executable", c.MediaMTXPath))
+		errs = append(errs, VarMediaMTX.Invalid(c.MediaMTXPath, "mediamtx binary is not executable"))
 	}
-	for name, d := range map[string]time.Duration{
-		"poll interval": c.PollInterval, "sync interval": c.SyncInterval, "api timeout": c.APITimeout,
-		"stop timeout": c.StopTimeout, "restart backoff min": c.RestartBackoffMin,
-		"restart backoff max": c.RestartBackoffMax, "publisher timeout": c.PublisherTimeout,
-	} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
-		}
-	}
-	if c.PublisherTimeout < time.Second {
-		errs = append(errs, fmt.Errorf("publisher timeout must be at least 1s, got %s", c.PublisherTimeout))
-	}
-	if c.RestartBackoffMax < c.RestartBackoffMin {
-		errs = append(errs, errors.New("restart backoff max must not be below min"))
-	}
-	switch c.MediaMTXLogLevel {
-	case "error", "warn", "info", "debug":
-	default:
-		errs = append(errs, fmt.Errorf("mediamtx log level must be error, warn, info or debug, got %q", c.MediaMTXLogLevel))
+	if c.RestartBackoffMin <= 0 || c.RestartBackoffMax < c.RestartBackoffMin {
+		errs = append(errs, fmt.Errorf("restart backoff: min %s must be positive and not above max %s", c.RestartBackoffMin, c.RestartBackoffMax))
 	}
 	return errors.Join(errs...)
 }
 
-// BindFlags registers the edge's flags on fs, with defaults taken from the
-// environment (DIONYSIA_EDGE_<NAME>, e.g. DIONYSIA_EDGE_RTMP_PORT; the API URL
-// is DIONYSIA_API_URL). Unset flags keep the zero value, which means default.
-func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.ID, "edge-id", env("ID", c.ID), "edge ID reported to the API (default: host name)")
-	fs.StringVar(&c.APIURL, "api-url", envOr("DIONYSIA_API_URL", c.APIURL), "management API base URL (env DIONYSIA_API_URL; default http://127.0.0.1:8080)")
-	// The secret is taken from the environment only: a flag would show in ps.
-	c.Secret = env("SECRET", c.Secret)
-	fs.StringVar(&c.MediaMTXPath, "mediamtx", env("MEDIAMTX", c.MediaMTXPath), "mediamtx executable (default: bin/mediamtx next to this binary, else PATH)")
-	fs.StringVar(&c.WorkDir, "work-dir", env("WORK_DIR", c.WorkDir), "directory for the generated mediamtx.yml")
-	fs.StringVar(&c.BindAddress, "bind", env("BIND", c.BindAddress), "host the RTMP/SRT/RTSP/WebRTC listeners bind to (default: all interfaces)")
-	fs.StringVar(&c.PublicHost, "public-host", env("PUBLIC_HOST", c.PublicHost), "host workers and publishers reach this edge by (default: host name)")
-	fs.IntVar(&c.RTMPPort, "rtmp-port", envInt("RTMP_PORT", c.RTMPPort), "RTMP port (default 1935)")
-	fs.IntVar(&c.SRTPort, "srt-port", envInt("SRT_PORT", c.SRTPort), "SRT UDP port (default 8890)")
-	fs.IntVar(&c.RTSPPort, "rtsp-port", envInt("RTSP_PORT", c.RTSPPort), "RTSP port (default 8554)")
-	fs.IntVar(&c.WebRTCPort, "webrtc-port", envInt("WEBRTC_PORT", c.WebRTCPort), "WebRTC/WHIP HTTP port (default 8889)")
-	fs.IntVar(&c.WebRTCUDPPort, "webrtc-udp-port", envInt("WEBRTC_UDP_PORT", c.WebRTCUDPPort), "WebRTC ICE UDP port, -1 disables WebRTC/WHIP (default 8189)")
-	fs.StringVar(&c.HookAddress, "hook-addr", env("HOOK_ADDR", c.HookAddress), "loopback address mediamtx calls for auth (default 127.0.0.1:9991)")
-	fs.StringVar(&c.MediaMTXAPIAddress, "mediamtx-api-addr", env("MEDIAMTX_API_ADDR", c.MediaMTXAPIAddress), "loopback address of mediamtx's control API (default 127.0.0.1:9997)")
-	fs.StringVar(&c.AdminAddress, "admin-addr", env("ADMIN_ADDR", c.AdminAddress), "address of /healthz, /readyz, /metrics and the kick endpoint (default :9990)")
-	fs.DurationVar(&c.PollInterval, "poll-interval", envDuration("POLL_INTERVAL", c.PollInterval), "mediamtx polling interval (default 1s)")
-	fs.DurationVar(&c.SyncInterval, "sync-interval", envDuration("SYNC_INTERVAL", c.SyncInterval), "live-set sync interval with the API (default 5s)")
-	fs.DurationVar(&c.APITimeout, "api-timeout", envDuration("API_TIMEOUT", c.APITimeout), "timeout of each call to the API (default 3s)")
-	fs.DurationVar(&c.StopTimeout, "stop-timeout", envDuration("STOP_TIMEOUT", c.StopTimeout), "SIGTERM to SIGKILL delay for mediamtx (default 10s)")
-	fs.DurationVar(&c.PublisherTimeout, "publisher-timeout", envDuration("PUBLISHER_TIMEOUT", c.PublisherTimeout), "drop a publisher silent for this long (default 10s)")
-	fs.StringVar(&c.MediaMTXLogLevel, "mediamtx-log-level", env("MEDIAMTX_LOG_LEVEL", c.MediaMTXLogLevel), "mediamtx log level: error, warn, info, debug (default info)")
+// RegisterFlags binds the edge's settings to flags on fs, each tied to its
+// variable (DIONYSIA_EDGE_<NAME>, e.g. DIONYSIA_EDGE_RTMP_PORT; the API URL is
+// the shared DIONYSIA_API_URL) for conf.ApplyEnv. Unset flags keep the zero
+// value, which means default.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	f := conf.On(fs)
+	f.String(&c.ID, VarID, c.ID, "edge ID reported to the API (default: host name)")
+	f.String(&c.APIURL, conf.APIURL, c.APIURL, "management API base URL (default "+conf.DefaultAPIURL+")")
+	f.String(&c.MediaMTXPath, VarMediaMTX, c.MediaMTXPath, "mediamtx executable (default: bin/mediamtx next to this binary, else PATH)")
+	f.String(&c.WorkDir, VarWorkDir, c.WorkDir, "directory for the generated mediamtx.yml (default $TMPDIR/dionysia-edge-<id>)")
+	f.String(&c.BindAddress, VarBind, c.BindAddress, "host the RTMP/SRT/RTSP/WebRTC listeners bind to (default: all interfaces)")
+	f.String(&c.AdvertiseHost, VarAdvertiseHost, c.AdvertiseHost, "host workers read streams from and the API kicks by; also the WebRTC ICE host (default: host name)")
+	f.Port(&c.RTMPPort, VarRTMPPort, c.RTMPPort, "RTMP port (default 1935)")
+	f.Port(&c.SRTPort, VarSRTPort, c.SRTPort, "SRT UDP port (default 8890)")
+	f.Port(&c.RTSPPort, VarRTSPPort, c.RTSPPort, "RTSP port (default 8554)")
+	f.Port(&c.WebRTCPort, VarWebRTCPort, c.WebRTCPort, "WebRTC/WHIP HTTP port (default 8889)")
+	f.Int(&c.WebRTCUDPPort, VarWebRTCUDPPort, c.WebRTCUDPPort, "WebRTC ICE UDP port, -1 disables WebRTC/WHIP (default 8189)")
+	f.String(&c.HookAddress, VarHookAddr, c.HookAddress, "loopback address mediamtx calls for auth (default "+DefaultHookAddress+")")
+	f.String(&c.MediaMTXAPIAddress, VarMediaMTXAPIAddr, c.MediaMTXAPIAddress, "loopback address of mediamtx's control API (default "+DefaultMediaMTXAPIAddress+")")
+	f.String(&c.AdminAddress, VarAdminAddr, c.AdminAddress, "address of /healthz, /readyz, /metrics and the kick endpoint (default "+DefaultAdminAddress+")")
+	f.Duration(&c.PollInterval, VarPollInterval, c.PollInterval, "mediamtx polling interval (default 1s)")
+	f.Duration(&c.SyncInterval, VarSyncInterval, c.SyncInterval, "live-set sync interval with the API (default 5s)")
+	f.Duration(&c.APITimeout, VarAPITimeout, c.APITimeout, "timeout of each call to the API (default 3s)")
+	f.Duration(&c.StopTimeout, VarStopTimeout, c.StopTimeout, "SIGTERM to SIGKILL delay for mediamtx (default 10s)")
+	f.Duration(&c.PublisherTimeout, VarPublisherTimeout, c.PublisherTimeout, "drop a publisher silent for this long (default 10s)")
+	f.String(&c.MediaMTXLogLevel, VarMediaMTXLogLevel, c.MediaMTXLogLevel, "mediamtx log level: error, warn, info, debug (default info)")
+}
+
+// LoadSecrets reads the secret from the environment (lookup is os.LookupEnv
+// in production): a flag would show in ps.
+func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
+	c.Secret = conf.Secret(lookup, conf.EdgeSecret)
 }
 
 // String shows the config with the secret redacted.
@@ -207,7 +239,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mediamtx", c.MediaMTXPath),
 		slog.String("work_dir", c.WorkDir),
 		slog.String("bind", c.BindAddress),
-		slog.String("public_host", c.PublicHost),
+		slog.String("advertise_host", c.AdvertiseHost),
 		slog.Int("rtmp_port", c.RTMPPort),
 		slog.Int("srt_port", c.SRTPort),
 		slog.Int("rtsp_port", c.RTSPPort),
@@ -216,40 +248,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("mediamtx_api_addr", c.MediaMTXAPIAddress),
 		slog.String("admin_addr", c.AdminAddress),
 	)
-}
-
-func env(name, def string) string { return envOr(EnvPrefix+name, def) }
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(env(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(env(name, "")); err == nil {
-		return v
-	}
-	return def
-}
-
-func requireLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%q must be a loopback IP", addr)
-	}
-	return nil
 }
 
 // defaultMediaMTXPath looks for bin/mediamtx next to our executable (and in

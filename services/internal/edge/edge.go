@@ -193,8 +193,8 @@ func (e *Edge) Run(ctx context.Context) error {
 		LogLevel:        e.cfg.MediaMTXLogLevel,
 		ReadTimeout:     e.cfg.PublisherTimeout.String(),
 	}
-	if e.cfg.PublicHost != "" {
-		mcfg.WebRTCAdditionalHosts = []string{e.cfg.PublicHost}
+	if e.cfg.AdvertiseHost != "" {
+		mcfg.WebRTCAdditionalHosts = []string{e.cfg.AdvertiseHost}
 	}
 	if err := mcfg.WriteFile(e.sup.ConfigPath); err != nil {
 		hookLn.Close()
@@ -336,7 +336,7 @@ func (e *Edge) handleKick(w http.ResponseWriter, r *http.Request) {
 func (e *Edge) edgeInfo() edgeapi.EdgeInfo {
 	info := edgeapi.EdgeInfo{
 		ID:         e.cfg.ID,
-		PublicHost: e.cfg.PublicHost,
+		PublicHost: e.cfg.AdvertiseHost,
 		RTMPPort:   e.cfg.RTMPPort,
 		SRTPort:    e.cfg.SRTPort,
 		RTSPPort:   e.cfg.RTSPPort,
@@ -346,7 +346,7 @@ func (e *Edge) edgeInfo() edgeapi.EdgeInfo {
 		if host, _, err := net.SplitHostPort(e.cfg.AdminAddress); err == nil {
 			ip := net.ParseIP(host)
 			if host == "" || (ip != nil && ip.IsUnspecified()) {
-				host = e.cfg.PublicHost
+				host = e.cfg.AdvertiseHost
 			}
 			info.KickURL = "http://" + net.JoinHostPort(host, port) + edgeapi.KickPath
 		}

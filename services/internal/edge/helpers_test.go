@@ -187,7 +187,7 @@ func setup(t *testing.T, keys map[string]string) *testBundle {
 		MediaMTXPath:       testkit.MediaMTX(t),
 		WorkDir:            t.TempDir(),
 		BindAddress:        "127.0.0.1",
-		PublicHost:         "127.0.0.1",
+		AdvertiseHost:      "127.0.0.1",
 		RTMPPort:           testkit.FreePort(t),
 		SRTPort:            testkit.FreePort(t),
 		RTSPPort:           testkit.FreePort(t),

@@ -84,8 +84,11 @@ type Config struct {
 	// continue its session; its worker is stopped when it passes. Zero stops
 	// the worker at once.
 	ReconnectGrace time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer // nil: metrics are not registered
+	// StopInterval is how often Run looks for due worker stops; default
+	// DefaultStopInterval.
+	StopInterval time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer // nil: metrics are not registered
 }
 
 // Service runs the ingest lifecycle. It is safe for concurrent use.
@@ -107,6 +110,7 @@ func New(st *store.Store, disp *dispatch.Dispatcher, stops job.StopSignal, cfg C
 	}
 	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, DefaultStaleAfter)
 	cfg.KickTimeout = cmp.Or(cfg.KickTimeout, DefaultKickTimeout)
+	cfg.StopInterval = cmp.Or(cfg.StopInterval, DefaultStopInterval)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -284,10 +288,8 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 	}
 	if opened.Resumed {
 		// The publisher came back within the grace window: same session, same
-		// worker (it waits for its source), same playback URL.
-		if err := s.disp.CancelStop(ctx, opened.Session.ID); err != nil {
-			s.log.WarnContext(ctx, "cancelling the deferred stop of a resumed session", "session_id", opened.Session.ID, "err", err)
-		}
+		// worker (it waits for its source), same playback URL. Resuming
+		// cleared the session's due worker stop.
 		s.m.resumed.Inc()
 		s.log.InfoContext(ctx, "publisher reconnected: session resumed", "stream", st, "session_id", opened.Session.ID,
 			"edge_id", edgeID, "protocol", ls.Protocol)
@@ -295,7 +297,7 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 	}
 	for _, old := range opened.Superseded {
 		s.m.ended.WithLabelValues(store.EndSuperseded).Inc()
-		if err := s.release(ctx, old, store.EndSuperseded); err != nil {
+		if err := s.stopNow(ctx, old.ID); err != nil {
 			s.log.WarnContext(ctx, "stopping a superseded session", "session_id", old.ID, "err", err)
 		}
 	}
@@ -323,7 +325,7 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 // end closes the session of a publisher and stops its worker. Repeating it is
 // harmless, and it is how a failed stop is retried (the edge retries the event).
 func (s *Service) end(ctx context.Context, edgeID, sourceID, reason, detail string) error {
-	sess, ended, err := s.st.EndSessionBySource(ctx, edgeID, sourceID, reason, detail)
+	sess, ended, err := s.st.EndSessionBySource(ctx, edgeID, sourceID, reason, detail, s.stopAfter(reason))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // never opened (refused or kicked before it was ready)
 	}
@@ -335,17 +337,9 @@ func (s *Service) end(ctx context.Context, edgeID, sourceID, reason, detail stri
 		s.log.InfoContext(ctx, "stream ended", "stream_id", sess.StreamID, "session_id", sess.ID, "edge_id", edgeID,
 			"reason", reason, "duration", time.Since(sess.StartedAt).Round(time.Second))
 	}
-	if s.cfg.ReconnectGrace > 0 && (reason == edgeapi.EndPublisherDisconnected || reason == edgeapi.EndPublisherTimeout) {
-		// The publisher may come back and continue this session: stop its
-		// worker only when the grace has passed.
-		return s.disp.ScheduleStop(ctx, sess.StreamID, sess.ID, reason, time.Now().Add(s.cfg.ReconnectGrace))
-	}
-	return s.release(ctx, sess, reason)
-}
-
-// release tells the session's worker to stop and drops its assignment.
-func (s *Service) release(ctx context.Context, sess store.Session, reason string) error {
-	return errors.Join(s.stops.Request(ctx, sess.ID, reason), s.disp.End(ctx, sess.StreamID, sess.ID))
+	// The worker is told now, or by Run when the reconnect grace has passed
+	// (the publisher may come back and continue this session).
+	return s.stopNow(ctx, sess.ID)
 }
 
 // Sync reconciles the sessions of an edge with its full live set and returns
@@ -501,6 +495,8 @@ type metrics struct {
 	ended     *prometheus.CounterVec
 	kicks     *prometheus.CounterVec
 	resumed   prometheus.Counter
+	// workerStops counts the sessions whose worker was told to stop.
+	workerStops prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st *store.Store) (*metrics, error) {
@@ -525,11 +521,15 @@ func newMetrics(reg prometheus.Registerer, st *store.Store) (*metrics, error) {
 			Name: "dionysia_ingest_sessions_resumed_total",
 			Help: "Sessions continued by a publisher that reconnected within the grace window.",
 		}),
+		workerStops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dionysia_ingest_worker_stops_total",
+			Help: "Sessions whose worker was told to stop (at their end, or after the reconnect grace).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.publishes, m.reads, m.ended, m.kicks, m.resumed, &liveCollector{st: st}} {
+	for _, c := range []prometheus.Collector{m.publishes, m.reads, m.ended, m.kicks, m.resumed, m.workerStops, &liveCollector{st: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering ingest metrics: %w", err)
 		}

@@ -1,134 +1,111 @@
 package router
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
-	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 )
 
+// Settings of `dionysia router` (Redis and the playback keys are shared:
+// package conf).
+var (
+	VarAddr              = conf.Var{Flag: "addr", Env: "DIONYSIA_ROUTER_ADDR"}
+	VarMode              = conf.Var{Flag: "mode", Env: "DIONYSIA_ROUTER_MODE"}
+	VarCacheTTL          = conf.Var{Flag: "cache-ttl", Env: "DIONYSIA_ROUTER_CACHE_TTL"}
+	VarNegativeTTL       = conf.Var{Flag: "negative-ttl", Env: "DIONYSIA_ROUTER_NEGATIVE_TTL"}
+	VarTrustForwardedFor = conf.Var{Flag: "trust-forwarded-for", Env: "DIONYSIA_ROUTER_TRUST_FORWARDED_FOR"}
+)
+
+// Secrets are the router's environment-only settings.
+var Secrets = []conf.Var{conf.PlaybackKeys}
+
+// DefaultAddr is the router's listen address: loopback, because the router
+// also serves /metrics and normally sits behind a CDN or a load balancer on
+// the same host or network; set DIONYSIA_ROUTER_ADDR=0.0.0.0:8081 to serve
+// viewers directly.
+const DefaultAddr = "127.0.0.1:8081"
+
 // Settings are the command-line and environment settings of `dionysia
-// router`. Load order: defaults, then DIONYSIA_ROUTER_* environment
-// (ApplyEnv), then flags (BindFlags, parsed by the caller), then Validate.
+// router`; the zero value of each field means its default. Load order:
+// defaults, flags (RegisterFlags), environment (conf.ApplyEnv, LoadSecrets),
+// WithDefaults, Validate.
 type Settings struct {
-	Addr              string        // listen address, default 127.0.0.1:8081
-	RedisURL          string        // default redis://127.0.0.1:6379/0
-	Prefix            string        // Redis key prefix, default "dionysia:"
-	Mode              string        // proxy (default) or redirect
-	CacheTTL          time.Duration // owner cache lifetime, default 1 s
-	NegativeTTL       time.Duration // "not live" cache lifetime, default 0.5 s
+	Addr              string        // listen address; default DefaultAddr
+	Redis             conf.Redis    // the ownership registry
+	Mode              string        // ModeProxy (default) or ModeRedirect
+	CacheTTL          time.Duration // owner cache lifetime; default DefaultCacheTTL
+	NegativeTTL       time.Duration // "not live" cache lifetime; default DefaultNegativeTTL
 	PlaybackKeys      string        // "kid1:base64,kid2:base64", first signs; empty: signed streams are refused
 	TrustForwardedFor bool          // take the viewer IP from X-Forwarded-For
 }
 
-// DefaultSettings returns the defaults.
-func DefaultSettings() Settings {
-	return Settings{
-		Addr:        "127.0.0.1:8081",
-		RedisURL:    "redis://127.0.0.1:6379/0",
-		Prefix:      ownership.DefaultPrefix,
-		Mode:        ModeProxy,
-		CacheTTL:    DefaultCacheTTL,
-		NegativeTTL: DefaultNegativeTTL,
-	}
+// WithDefaults fills unset fields.
+func (s Settings) WithDefaults() Settings {
+	s.Addr = cmp.Or(s.Addr, DefaultAddr)
+	s.Redis = s.Redis.WithDefaults()
+	s.Mode = cmp.Or(s.Mode, ModeProxy)
+	s.CacheTTL = cmp.Or(s.CacheTTL, DefaultCacheTTL)
+	s.NegativeTTL = cmp.Or(s.NegativeTTL, DefaultNegativeTTL)
+	return s
 }
 
-// ApplyEnv overrides s from the environment: DIONYSIA_ROUTER_ADDR,
-// DIONYSIA_ROUTER_REDIS_URL (or DIONYSIA_REDIS_URL), DIONYSIA_ROUTER_PREFIX,
-// DIONYSIA_ROUTER_MODE, DIONYSIA_ROUTER_CACHE_TTL, DIONYSIA_ROUTER_NEGATIVE_TTL
-// (Go durations), DIONYSIA_ROUTER_TRUST_FORWARDED_FOR (bool) and
-// DIONYSIA_PLAYBACK_KEYS.
-func (s *Settings) ApplyEnv(lookup func(string) (string, bool)) error {
-	str := func(dst *string, names ...string) {
-		for _, n := range names {
-			if v, ok := lookup(n); ok && v != "" {
-				*dst = v
-				return
-			}
-		}
-	}
-	str(&s.Addr, "DIONYSIA_ROUTER_ADDR")
-	str(&s.RedisURL, "DIONYSIA_ROUTER_REDIS_URL", "DIONYSIA_REDIS_URL")
-	str(&s.Prefix, "DIONYSIA_ROUTER_PREFIX")
-	str(&s.Mode, "DIONYSIA_ROUTER_MODE")
-	str(&s.PlaybackKeys, "DIONYSIA_PLAYBACK_KEYS")
-	for name, dst := range map[string]*time.Duration{
-		"DIONYSIA_ROUTER_CACHE_TTL": &s.CacheTTL, "DIONYSIA_ROUTER_NEGATIVE_TTL": &s.NegativeTTL,
-	} {
-		if v, ok := lookup(name); ok && v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("parsing %s: %w", name, err)
-			}
-			*dst = d
-		}
-	}
-	if v, ok := lookup("DIONYSIA_ROUTER_TRUST_FORWARDED_FOR"); ok && v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("parsing DIONYSIA_ROUTER_TRUST_FORWARDED_FOR: %w", err)
-		}
-		s.TrustForwardedFor = b
-	}
-	return nil
-}
-
-// BindFlags registers the settings as flags on fs, with s's current values
-// as defaults (call ApplyEnv first so the environment shows as the default).
-// The signing keys have no flag: secrets stay out of process listings.
-func (s *Settings) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&s.Addr, "addr", s.Addr, "listen address")
-	fs.StringVar(&s.RedisURL, "redis-url", s.RedisURL, "Redis URL of the ownership registry")
-	fs.StringVar(&s.Prefix, "redis-prefix", s.Prefix, "Redis key prefix")
-	fs.StringVar(&s.Mode, "mode", s.Mode, "proxy (reverse-proxy to the origin) or redirect (302 to the origin)")
-	fs.DurationVar(&s.CacheTTL, "cache-ttl", s.CacheTTL, "how long a stream's owner is cached")
-	fs.DurationVar(&s.NegativeTTL, "negative-ttl", s.NegativeTTL, "how long an unknown stream is cached")
-	fs.BoolVar(&s.TrustForwardedFor, "trust-forwarded-for", s.TrustForwardedFor,
+// RegisterFlags binds the settings to flags on fs, each tied to its
+// variable. The signing keys have no flag: secrets stay out of process
+// listings (LoadSecrets).
+func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
+	d := s.WithDefaults()
+	f := conf.On(fs)
+	f.String(&s.Addr, VarAddr, d.Addr, "listen address (host:port)")
+	s.Redis.RegisterFlags(fs)
+	f.String(&s.Mode, VarMode, d.Mode, "proxy (reverse-proxy to the origin) or redirect (302 to the origin)")
+	f.Duration(&s.CacheTTL, VarCacheTTL, d.CacheTTL, "how long a stream's owner is cached")
+	f.Duration(&s.NegativeTTL, VarNegativeTTL, d.NegativeTTL, "how long an unknown stream is cached")
+	f.Bool(&s.TrustForwardedFor, VarTrustForwardedFor, d.TrustForwardedFor,
 		"take the viewer address from X-Forwarded-For (only behind a trusted proxy)")
 }
 
-// Validate checks the settings.
+// LoadSecrets reads the playback keys from the environment (lookup is
+// os.LookupEnv in production).
+func (s *Settings) LoadSecrets(lookup func(string) (string, bool)) {
+	s.PlaybackKeys = conf.Secret(lookup, conf.PlaybackKeys)
+}
+
+// Validate checks settings that went through WithDefaults.
 func (s Settings) Validate() error {
-	var errs []error
-	if s.Addr == "" {
-		errs = append(errs, errors.New("addr is required"))
-	}
-	if s.Mode != ModeProxy && s.Mode != ModeRedirect {
-		errs = append(errs, fmt.Errorf("mode must be %s or %s, got %q", ModeProxy, ModeRedirect, s.Mode))
-	}
-	if s.CacheTTL <= 0 || s.CacheTTL > time.Minute {
-		errs = append(errs, fmt.Errorf("cache-ttl must be in (0, 1m], got %s", s.CacheTTL))
-	}
-	if s.NegativeTTL <= 0 || s.NegativeTTL > time.Minute {
-		errs = append(errs, fmt.Errorf("negative-ttl must be in (0, 1m], got %s", s.NegativeTTL))
-	}
-	if _, err := redis.ParseURL(s.RedisURL); err != nil {
-		errs = append(errs, fmt.Errorf("redis-url: %w", err))
+	errs := []error{
+		conf.HostPort(VarAddr, s.Addr),
+		s.Redis.Validate(),
+		conf.OneOf(VarMode, s.Mode, ModeProxy, ModeRedirect),
+		conf.Range(VarCacheTTL, s.CacheTTL, time.Millisecond, time.Minute),
+		conf.Range(VarNegativeTTL, s.NegativeTTL, time.Millisecond, time.Minute),
 	}
 	if s.PlaybackKeys != "" {
 		if _, err := playback.ParseKeys(s.PlaybackKeys); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s: %w", conf.PlaybackKeys, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Config builds the Router configuration from validated settings. The caller
-// owns the returned Redis client and closes it after the router stopped.
+// Config builds the Router configuration from the settings (completed with
+// their defaults and validated). The caller owns the returned Redis client
+// and closes it after the router stopped.
 func (s Settings) Config(log *slog.Logger, reg *prometheus.Registry) (Config, *redis.Client, error) {
+	s = s.WithDefaults()
 	if err := s.Validate(); err != nil {
 		return Config{}, nil, err
 	}
-	opt, err := redis.ParseURL(s.RedisURL)
+	opt, err := s.Redis.Options()
 	if err != nil {
-		return Config{}, nil, fmt.Errorf("parsing redis url: %w", err)
+		return Config{}, nil, err
 	}
 	var signer *playback.Signer
 	if s.PlaybackKeys != "" {
@@ -138,7 +115,7 @@ func (s Settings) Config(log *slog.Logger, reg *prometheus.Registry) (Config, *r
 	}
 	rdb := redis.NewClient(opt)
 	return Config{
-		Redis: rdb, Prefix: s.Prefix, Mode: s.Mode, CacheTTL: s.CacheTTL, NegativeTTL: s.NegativeTTL,
+		Redis: rdb, Prefix: s.Redis.Prefix, Mode: s.Mode, CacheTTL: s.CacheTTL, NegativeTTL: s.NegativeTTL,
 		Signer: signer, TrustForwardedFor: s.TrustForwardedFor, Logger: log, Registry: reg,
 	}, rdb, nil
 }

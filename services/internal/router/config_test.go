@@ -4,40 +4,75 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/services/internal/router"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
 
+// load is the router's configuration path: flags, environment, secrets,
+// defaults, validation.
+func load(t *testing.T, args []string, env map[string]string) (router.Settings, error) {
+	t.Helper()
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var s router.Settings
+	fs := pflag.NewFlagSet("router", pflag.ContinueOnError)
+	s.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(args))
+	if err := conf.ApplyEnv(fs, lookup); err != nil {
+		return s, err
+	}
+	s.LoadSecrets(lookup)
+	s = s.WithDefaults()
+	return s, s.Validate()
+}
+
 func TestSettings(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
+	s, err := load(t, []string{"--addr", "127.0.0.1:25081", "--negative-ttl", "250ms", "--trust-forwarded-for"}, map[string]string{
 		"DIONYSIA_ROUTER_MODE":      "redirect",
 		"DIONYSIA_REDIS_URL":        "redis://127.0.0.1:6379/3",
+		"DIONYSIA_REDIS_PREFIX":     "r:",
 		"DIONYSIA_ROUTER_CACHE_TTL": "2s",
+		"DIONYSIA_ROUTER_ADDR":      "127.0.0.1:1", // loses to the flag
 		"DIONYSIA_PLAYBACK_KEYS":    "k1:" + keyV1,
-	}
-	s := router.DefaultSettings()
-	require.NoError(t, s.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
-	fs := pflag.NewFlagSet("router", pflag.ContinueOnError)
-	s.BindFlags(fs)
-	require.NoError(t, fs.Parse([]string{"--addr", "127.0.0.1:25081", "--negative-ttl", "250ms"}))
-	require.NoError(t, s.Validate())
+	})
+	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:25081", s.Addr)
 	require.Equal(t, router.ModeRedirect, s.Mode)
-	require.Equal(t, "redis://127.0.0.1:6379/3", s.RedisURL)
+	require.Equal(t, "redis://127.0.0.1:6379/3", s.Redis.URL)
 	require.Equal(t, 2*time.Second, s.CacheTTL)
 	require.Equal(t, 250*time.Millisecond, s.NegativeTTL)
+	require.True(t, s.TrustForwardedFor)
 	cfg, rdb, err := s.Config(nil, nil)
 	require.NoError(t, err)
 	defer rdb.Close()
 	require.Equal(t, "k1", cfg.Signer.Current)
+	require.Equal(t, "r:", cfg.Prefix)
 
-	bad := router.DefaultSettings()
-	bad.Mode = "teleport"
-	bad.PlaybackKeys = "k1:short"
-	err = bad.Validate()
-	require.ErrorContains(t, err, "mode")
-	require.ErrorContains(t, err, "invalid playback signing keys")
-	require.Error(t, bad.ApplyEnv(func(k string) (string, bool) { return "x", k == "DIONYSIA_ROUTER_CACHE_TTL" }))
+	d, err := load(t, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, router.Settings{Addr: router.DefaultAddr, Redis: conf.Redis{}.WithDefaults(), Mode: router.ModeProxy,
+		CacheTTL: router.DefaultCacheTTL, NegativeTTL: router.DefaultNegativeTTL}, d)
+}
+
+func TestSettingsRefuseBadValuesNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct{ name, value, want string }{
+		"cache ttl": {"DIONYSIA_ROUTER_CACHE_TTL", "forever", `DIONYSIA_ROUTER_CACHE_TTL="forever": not a duration`},
+		"long ttl":  {"DIONYSIA_ROUTER_CACHE_TTL", "2m", `DIONYSIA_ROUTER_CACHE_TTL="2m0s" (--cache-ttl): must be between 1ms and 1m0s`},
+		"mode":      {"DIONYSIA_ROUTER_MODE", "teleport", `DIONYSIA_ROUTER_MODE="teleport" (--mode): must be proxy or redirect`},
+		"forwarded": {"DIONYSIA_ROUTER_TRUST_FORWARDED_FOR", "maybe", `DIONYSIA_ROUTER_TRUST_FORWARDED_FOR="maybe": not a boolean`},
+		"addr":      {"DIONYSIA_ROUTER_ADDR", "8081", `DIONYSIA_ROUTER_ADDR="8081" (--addr): must be host:port`},
+		"redis":     {"DIONYSIA_REDIS_URL", "http://x", `DIONYSIA_REDIS_URL="http://x" (--redis-url)`},
+		"keys":      {"DIONYSIA_PLAYBACK_KEYS", "k1:short", "DIONYSIA_PLAYBACK_KEYS: invalid playback signing keys"},
+		"negative":  {"DIONYSIA_ROUTER_NEGATIVE_TTL", "-1s", `DIONYSIA_ROUTER_NEGATIVE_TTL="-1s"`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(t, nil, map[string]string{tc.name: tc.value})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }

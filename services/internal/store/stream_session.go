@@ -42,7 +42,12 @@ type Session struct {
 	LastError  *string
 	KickReason *string    // a disconnect was requested
 	LastSeenAt *time.Time // last time the edge listed the publisher
-	UpdatedAt  time.Time
+	// WorkerStopAt is when the session's worker is to be told to stop: its
+	// end, or its end plus the reconnect grace. WorkerStoppedAt is when it
+	// was (nil: not yet).
+	WorkerStopAt    *time.Time
+	WorkerStoppedAt *time.Time
+	UpdatedAt       time.Time
 }
 
 // Open reports whether the session has not ended.
@@ -103,7 +108,8 @@ func sessionFromRow(r dbq.StreamSession) Session {
 			BitrateKbps: intPtr(r.SourceBitrateKbps), AudioCodec: r.SourceAudioCodec,
 			AudioChannels: intPtr(r.SourceAudioChannels), AudioSampleRate: intPtr(r.SourceAudioSampleRate)},
 		StartedAt: r.StartedAt, EndedAt: r.EndedAt, EndReason: r.EndReason, EndDetail: r.EndDetail,
-		LastError: r.LastError, KickReason: r.KickReason, LastSeenAt: r.LastSeenAt, UpdatedAt: r.UpdatedAt}
+		LastError: r.LastError, KickReason: r.KickReason, LastSeenAt: r.LastSeenAt,
+		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func sessionsFromRows(rows []dbq.StreamSession) []Session {
@@ -215,9 +221,11 @@ func (s *Store) OpenSession(ctx context.Context, n NewSession) (Opened, error) {
 
 // EndSession ends an open session with a reason (an edgeapi.End* word) and
 // an optional detail, and marks its stream idle when no other session of it
-// is open. It returns the session and whether this call ended it (false: it
-// had already ended). An unknown session gives ErrNotFound.
-func (s *Store) EndSession(ctx context.Context, id uuid.UUID, reason, detail string) (Session, bool, error) {
+// is open. Its worker is due to be told to stop stopAfter from now (the
+// reconnect grace of a publisher that dropped; zero: at once; see
+// ClaimWorkerStop). It returns the session and whether this call ended it
+// (false: it had already ended). An unknown session gives ErrNotFound.
+func (s *Store) EndSession(ctx context.Context, id uuid.UUID, reason, detail string, stopAfter time.Duration) (Session, bool, error) {
 	var (
 		out   Session
 		ended bool
@@ -227,7 +235,7 @@ func (s *Store) EndSession(ctx context.Context, id uuid.UUID, reason, detail str
 		if err != nil {
 			return interpretError(err)
 		}
-		out, ended, err = endSession(ctx, q, cur, reason, detail)
+		out, ended, err = endSession(ctx, q, cur, reason, detail, stopAfter)
 		return err
 	})
 	if err != nil {
@@ -238,7 +246,7 @@ func (s *Store) EndSession(ctx context.Context, id uuid.UUID, reason, detail str
 
 // EndSessionBySource is EndSession for the session of a publisher connection
 // on an edge.
-func (s *Store) EndSessionBySource(ctx context.Context, edgeID, sourceID, reason, detail string) (Session, bool, error) {
+func (s *Store) EndSessionBySource(ctx context.Context, edgeID, sourceID, reason, detail string, stopAfter time.Duration) (Session, bool, error) {
 	var (
 		out   Session
 		ended bool
@@ -248,7 +256,7 @@ func (s *Store) EndSessionBySource(ctx context.Context, edgeID, sourceID, reason
 		if err != nil {
 			return interpretError(err)
 		}
-		out, ended, err = endSession(ctx, q, cur, reason, detail)
+		out, ended, err = endSession(ctx, q, cur, reason, detail, stopAfter)
 		return err
 	})
 	if err != nil {
@@ -257,14 +265,15 @@ func (s *Store) EndSessionBySource(ctx context.Context, edgeID, sourceID, reason
 	return out, ended, nil
 }
 
-func endSession(ctx context.Context, q *dbq.Queries, cur dbq.StreamSession, reason, detail string) (Session, bool, error) {
+func endSession(ctx context.Context, q *dbq.Queries, cur dbq.StreamSession, reason, detail string, stopAfter time.Duration) (Session, bool, error) {
 	if cur.EndedAt != nil {
 		return sessionFromRow(cur), false, nil
 	}
 	if _, err := q.LockStream(ctx, cur.StreamID); err != nil {
 		return Session{}, false, interpretError(err)
 	}
-	row, err := q.EndStreamSession(ctx, dbq.EndStreamSessionParams{ID: cur.ID, EndReason: &reason, EndDetail: nonZero(detail)})
+	row, err := q.EndStreamSession(ctx, dbq.EndStreamSessionParams{ID: cur.ID, EndReason: &reason, EndDetail: nonZero(detail),
+		StopAfterMs: max(stopAfter, 0).Milliseconds()})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Ended concurrently, while we waited for the stream's lock.
 		row, err = q.GetStreamSession(ctx, cur.ID)
@@ -280,6 +289,39 @@ func endSession(ctx context.Context, q *dbq.Queries, cur dbq.StreamSession, reas
 		return Session{}, false, interpretError(err)
 	}
 	return sessionFromRow(row), true, nil
+}
+
+// ClaimDueWorkerStops claims up to max ended sessions whose worker is due to
+// be told to stop, oldest first. Each due stop is claimed by one caller, even
+// across API replicas; the caller tells the worker, or gives the claim back
+// with UnclaimWorkerStop.
+func (s *Store) ClaimDueWorkerStops(ctx context.Context, max int) ([]Session, error) {
+	rows, err := s.q.ClaimDueWorkerStops(ctx, int32(max))
+	if err != nil {
+		return nil, fmt.Errorf("claiming due worker stops: %w", interpretError(err))
+	}
+	return sessionsFromRows(rows), nil
+}
+
+// ClaimWorkerStop claims the stop of one session's worker; ok is false when
+// it is not due or was claimed already.
+func (s *Store) ClaimWorkerStop(ctx context.Context, id uuid.UUID) (Session, bool, error) {
+	row, err := s.q.ClaimWorkerStop(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, false, nil
+	}
+	if err != nil {
+		return Session{}, false, fmt.Errorf("claiming the worker stop of session %s: %w", id, interpretError(err))
+	}
+	return sessionFromRow(row), true, nil
+}
+
+// UnclaimWorkerStop gives a claimed stop back, so that it is claimed again.
+func (s *Store) UnclaimWorkerStop(ctx context.Context, id uuid.UUID) error {
+	if err := s.q.UnclaimWorkerStop(ctx, id); err != nil {
+		return fmt.Errorf("unclaiming the worker stop of session %s: %w", id, interpretError(err))
+	}
+	return nil
 }
 
 // GetSession returns the session with id.

@@ -6,12 +6,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/workers/internal/worker"
 	"github.com/spf13/cobra"
 )
@@ -20,8 +23,26 @@ import (
 var version = "dev"
 
 func main() {
-	var cfg worker.Config
-	var logFormat, logLevel string
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newCommand(os.LookupEnv, os.Stderr, worker.Run).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dionysia-worker:", err)
+		os.Exit(1)
+	}
+}
+
+// runFunc runs the worker; worker.Run in production.
+type runFunc func(ctx context.Context, cfg worker.Config, log *slog.Logger, version string) error
+
+// newCommand returns the dionysia-worker command: its flags, the
+// environment (lookup) applied to the flags the command line left unset,
+// the secret, and every setting checked before run is called.
+func newCommand(lookup func(string) (string, bool), stderr io.Writer, run runFunc) *cobra.Command {
+	var (
+		cfg worker.Config
+		lc  conf.Log
+	)
 	cmd := &cobra.Command{
 		Use:           "dionysia-worker",
 		Short:         "Run a Dionysia transcoding worker",
@@ -30,43 +51,23 @@ func main() {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logFormat, logLevel)
+			if err := conf.ApplyEnv(cmd.Flags(), lookup); err != nil {
+				return err
+			}
+			cfg.LoadSecrets(lookup)
+			cfg = cfg.WithDefaults()
+			if err := errors.Join(cfg.Validate(), lc.WithDefaults().Validate()); err != nil {
+				return err
+			}
+			log, err := lc.Logger(stderr)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return worker.Run(ctx, cfg, log, version)
+			return run(cmd.Context(), cfg, log, version)
 		},
 	}
-	cfg.BindFlags(cmd.Flags())
-	cmd.Flags().StringVar(&logFormat, "log-format", envOr("DIONYSIA_LOG_FORMAT", "text"), "log format: text or json (DIONYSIA_LOG_FORMAT)")
-	cmd.Flags().StringVar(&logLevel, "log-level", envOr("DIONYSIA_LOG_LEVEL", "info"), "log level: debug, info, warn, error (DIONYSIA_LOG_LEVEL)")
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "dionysia-worker:", err)
-		os.Exit(1)
-	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func newLogger(format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
-	default:
-		return nil, fmt.Errorf("log format must be text or json, got %q", format)
-	}
+	cmd.SetErr(stderr)
+	cfg.RegisterFlags(cmd.Flags())
+	lc.RegisterFlags(cmd.Flags())
+	return cmd
 }

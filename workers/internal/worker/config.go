@@ -4,29 +4,52 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/spf13/pflag"
 )
 
+// Settings of dionysia-worker (Redis, the API URL and the secret are shared:
+// package conf).
+var (
+	VarID              = conf.Var{Flag: "id", Env: "DIONYSIA_WORKER_ID"}
+	VarDataDir         = conf.Var{Flag: "data-dir", Env: "DIONYSIA_WORKER_DATA_DIR"}
+	VarOriginAddr      = conf.Var{Flag: "origin-addr", Env: "DIONYSIA_WORKER_ORIGIN_ADDR"}
+	VarOriginURL       = conf.Var{Flag: "origin-url", Env: "DIONYSIA_WORKER_ORIGIN_URL"}
+	VarClass           = conf.Var{Flag: "class", Env: "DIONYSIA_WORKER_CLASS"}
+	VarCapacity        = conf.Var{Flag: "capacity", Env: "DIONYSIA_WORKER_CAPACITY"}
+	VarNVENCSessions   = conf.Var{Flag: "nvenc-sessions", Env: "DIONYSIA_WORKER_NVENC_SESSIONS"}
+	VarLeaseTTL        = conf.Var{Flag: "lease-ttl", Env: "DIONYSIA_WORKER_LEASE_TTL"}
+	VarRetention       = conf.Var{Flag: "retention", Env: "DIONYSIA_WORKER_RETENTION"}
+	VarSourceGrace     = conf.Var{Flag: "source-grace", Env: "DIONYSIA_WORKER_SOURCE_GRACE"}
+	VarShutdownTimeout = conf.Var{Flag: "shutdown-timeout", Env: "DIONYSIA_WORKER_SHUTDOWN_TIMEOUT"}
+)
+
+// Secrets are the worker's environment-only settings.
+var Secrets = []conf.Var{conf.WorkerSecret}
+
+// DefaultOriginAddr is the origin's listen address: loopback, because only
+// the routers reach it; on several hosts set DIONYSIA_WORKER_ORIGIN_ADDR to
+// 0.0.0.0:8090 (or a private interface) and DIONYSIA_WORKER_ORIGIN_URL to
+// the URL the routers use.
+const DefaultOriginAddr = "127.0.0.1:8090"
+
 // Config configures a worker. Every field has a flag and a DIONYSIA_WORKER_*
 // (or shared DIONYSIA_*) environment variable; see docs/configuration.md. The
-// zero value of a field means its default.
+// zero value of a field means its default. Load order: flags (RegisterFlags),
+// environment (conf.ApplyEnv, LoadSecrets), WithDefaults, Validate.
 type Config struct {
-	ID       string // worker id; default hostname + pid
-	RedisURL string // DIONYSIA_REDIS_URL; default redis://127.0.0.1:6379/0
-	Prefix   string // Redis key prefix; default "dionysia:"
+	ID    string     // worker id; default hostname + pid
+	Redis conf.Redis // queues, leases, fleet and stop signals
 
-	DataDir    string // where streams are packaged, {data_dir}/{stream_id}; default ./var/worker
-	OriginAddr string // listen address of the origin, metrics and health server; default 127.0.0.1:8090
+	DataDir    string // where streams are packaged, {data_dir}/{stream_id}; default var/worker
+	OriginAddr string // listen address of the origin, metrics and health server; default DefaultOriginAddr
 	OriginURL  string // URL routers use to reach this origin; default http://<origin addr>
 
-	APIURL string // control plane, for session events; default http://127.0.0.1:8080
+	APIURL string // control plane, for session events; default conf.DefaultAPIURL
 	Secret string // DIONYSIA_WORKER_SECRET shared with the API; required, never logged
 
 	Class         string // "auto" (probe), "cpu" (never use a GPU); default auto
@@ -39,36 +62,29 @@ type Config struct {
 	ShutdownTimeout time.Duration // graceful stop budget; default 10 s
 }
 
-func envOr(key, def string) string { return cmp.Or(os.Getenv(key), def) }
-
-func envInt(key string) int {
-	n, _ := strconv.Atoi(os.Getenv(key))
-	return n
+// RegisterFlags binds the fields to flags, each tied to its variable for
+// conf.ApplyEnv. Unset flags keep the zero value, which means default.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	f := conf.On(fs)
+	f.String(&c.ID, VarID, c.ID, "worker id (default hostname-pid)")
+	c.Redis.RegisterFlags(fs)
+	f.String(&c.DataDir, VarDataDir, c.DataDir, "directory for packaged output (default var/worker)")
+	f.String(&c.OriginAddr, VarOriginAddr, c.OriginAddr, "origin listen address (default "+DefaultOriginAddr+")")
+	f.String(&c.OriginURL, VarOriginURL, c.OriginURL, "URL routers use to reach this origin (default http://<origin-addr>)")
+	f.String(&c.APIURL, conf.APIURL, c.APIURL, "management API URL (default "+conf.DefaultAPIURL+")")
+	f.String(&c.Class, VarClass, c.Class, "hardware class: auto (probe) or cpu (default auto)")
+	f.Int(&c.Capacity, VarCapacity, c.Capacity, "concurrent live transcodes (default from the hardware)")
+	f.Int(&c.NVENCSessions, VarNVENCSessions, c.NVENCSessions, "NVENC sessions the GPU allows (default 8)")
+	f.Duration(&c.LeaseTTL, VarLeaseTTL, c.LeaseTTL, "stream ownership lease (default 2s)")
+	f.Duration(&c.Retention, VarRetention, c.Retention, "how long files stay after a session ends (default 60s)")
+	f.Duration(&c.SourceGrace, VarSourceGrace, c.SourceGrace, "how long an ended source may come back before the session is finished; keep it above the API's reconnect grace (default 12s)")
+	f.Duration(&c.ShutdownTimeout, VarShutdownTimeout, c.ShutdownTimeout, "graceful stop budget (default 10s)")
 }
 
-func envDuration(key string) time.Duration {
-	d, _ := time.ParseDuration(os.Getenv(key))
-	return d
-}
-
-// BindFlags registers the flags, with defaults taken from the environment.
-func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&c.ID, "id", os.Getenv("DIONYSIA_WORKER_ID"), "worker id (DIONYSIA_WORKER_ID; default hostname-pid)")
-	fs.StringVar(&c.RedisURL, "redis-url", envOr("DIONYSIA_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (DIONYSIA_REDIS_URL)")
-	fs.StringVar(&c.Prefix, "redis-prefix", envOr("DIONYSIA_REDIS_PREFIX", "dionysia:"), "Redis key prefix (DIONYSIA_REDIS_PREFIX)")
-	fs.StringVar(&c.DataDir, "data-dir", envOr("DIONYSIA_WORKER_DATA_DIR", "var/worker"), "directory for packaged output (DIONYSIA_WORKER_DATA_DIR)")
-	fs.StringVar(&c.OriginAddr, "origin-addr", envOr("DIONYSIA_WORKER_ORIGIN_ADDR", "127.0.0.1:8090"), "origin listen address (DIONYSIA_WORKER_ORIGIN_ADDR)")
-	fs.StringVar(&c.OriginURL, "origin-url", os.Getenv("DIONYSIA_WORKER_ORIGIN_URL"), "URL routers use to reach this origin (DIONYSIA_WORKER_ORIGIN_URL; default http://<origin-addr>)")
-	fs.StringVar(&c.APIURL, "api-url", envOr("DIONYSIA_API_URL", "http://127.0.0.1:8080"), "management API URL (DIONYSIA_API_URL)")
-	fs.StringVar(&c.Class, "class", envOr("DIONYSIA_WORKER_CLASS", "auto"), "hardware class: auto (probe) or cpu (DIONYSIA_WORKER_CLASS)")
-	fs.IntVar(&c.Capacity, "capacity", envInt("DIONYSIA_WORKER_CAPACITY"), "concurrent live transcodes (DIONYSIA_WORKER_CAPACITY; default from the hardware)")
-	fs.IntVar(&c.NVENCSessions, "nvenc-sessions", envInt("DIONYSIA_WORKER_NVENC_SESSIONS"), "NVENC sessions the GPU allows (DIONYSIA_WORKER_NVENC_SESSIONS; default 8)")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", envDuration("DIONYSIA_WORKER_LEASE_TTL"), "stream ownership lease (DIONYSIA_WORKER_LEASE_TTL; default 2s)")
-	fs.DurationVar(&c.Retention, "retention", envDuration("DIONYSIA_WORKER_RETENTION"), "how long files stay after a session ends (DIONYSIA_WORKER_RETENTION; default 60s)")
-	fs.DurationVar(&c.SourceGrace, "source-grace", envDuration("DIONYSIA_WORKER_SOURCE_GRACE"), "how long an ended source may come back before the session is finished; keep it above the API's reconnect grace (DIONYSIA_WORKER_SOURCE_GRACE; default 12s)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", envDuration("DIONYSIA_WORKER_SHUTDOWN_TIMEOUT"), "graceful stop budget (DIONYSIA_WORKER_SHUTDOWN_TIMEOUT; default 10s)")
-	// The secret comes from the environment only, so it never shows in ps.
-	c.Secret = os.Getenv("DIONYSIA_WORKER_SECRET")
+// LoadSecrets reads the secret from the environment (lookup is os.LookupEnv
+// in production), so it never shows in ps.
+func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
+	c.Secret = conf.Secret(lookup, conf.WorkerSecret)
 }
 
 // WithDefaults fills zero fields.
@@ -77,12 +93,11 @@ func (c Config) WithDefaults() Config {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d", cmp.Or(host, "worker"), os.Getpid())
 	}
-	c.RedisURL = cmp.Or(c.RedisURL, "redis://127.0.0.1:6379/0")
-	c.Prefix = cmp.Or(c.Prefix, "dionysia:")
+	c.Redis = c.Redis.WithDefaults()
 	c.DataDir = cmp.Or(c.DataDir, "var/worker")
-	c.OriginAddr = cmp.Or(c.OriginAddr, "127.0.0.1:8090")
+	c.OriginAddr = cmp.Or(c.OriginAddr, DefaultOriginAddr)
 	c.OriginURL = cmp.Or(c.OriginURL, "http://"+c.OriginAddr)
-	c.APIURL = cmp.Or(c.APIURL, "http://127.0.0.1:8080")
+	c.APIURL = cmp.Or(c.APIURL, conf.DefaultAPIURL)
 	c.Class = cmp.Or(c.Class, "auto")
 	c.NVENCSessions = cmp.Or(c.NVENCSessions, 8)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 2*time.Second)
@@ -92,31 +107,28 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports every invalid field.
+// Validate reports every invalid field, naming its variable, its flag and
+// the bad value.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Secret == "" {
-		errs = append(errs, errors.New("DIONYSIA_WORKER_SECRET is required (the secret shared with the API)"))
+	errs := []error{
+		conf.Required(conf.WorkerSecret, c.Secret),
+		c.Redis.Validate(),
+		conf.OneOf(VarClass, c.Class, "auto", "cpu"),
+		conf.HostPort(VarOriginAddr, c.OriginAddr),
+		conf.HTTPURL(VarOriginURL, c.OriginURL),
+		conf.HTTPURL(conf.APIURL, c.APIURL),
+		conf.Range(VarCapacity, c.Capacity, 0, 1000),
+		conf.Range(VarNVENCSessions, c.NVENCSessions, 1, 1000),
+		conf.Range(VarLeaseTTL, c.LeaseTTL, time.Second, time.Hour),
+		conf.Positive(VarRetention, c.Retention),
+		conf.Positive(VarSourceGrace, c.SourceGrace),
+		conf.Positive(VarShutdownTimeout, c.ShutdownTimeout),
 	}
-	if c.Class != "auto" && c.Class != "cpu" {
-		errs = append(errs, fmt.Errorf("class must be auto or cpu, got %q", c.Class))
+	if c.ID == "" || strings.ContainsAny(c.ID, " \t\n") {
+		errs = append(errs, VarID.Invalid(c.ID, "must not be empty nor contain white space"))
 	}
-	if _, _, err := net.SplitHostPort(c.OriginAddr); err != nil {
-		errs = append(errs, fmt.Errorf("origin-addr %q: %w", c.OriginAddr, err))
-	}
-	for name, v := range map[string]string{"origin-url": c.OriginURL, "api-url": c.APIURL} {
-		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s must be an http(s) URL, got %q", name, v))
-		}
-	}
-	if c.Capacity < 0 || c.NVENCSessions < 1 {
-		errs = append(errs, errors.New("capacity must be >= 0 and nvenc-sessions >= 1"))
-	}
-	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("lease-ttl must be at least 1s, got %s", c.LeaseTTL))
-	}
-	if strings.ContainsRune(c.ID, ' ') {
-		errs = append(errs, fmt.Errorf("id must not contain spaces, got %q", c.ID))
+	if c.DataDir == "" {
+		errs = append(errs, conf.Required(VarDataDir, c.DataDir))
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -64,7 +65,8 @@ type Handler struct {
 	// SourceGrace is how long an ended source may come back (a publisher
 	// reconnecting) before the session is finished, when no stop request
 	// arrives first. It should exceed the API's reconnect grace, which
-	// decides. Default 12 s.
+	// decides. Default 12 s. It applies to live pulls only: a file source
+	// (tests, benchmarks) ends the session at its end.
 	SourceGrace time.Duration
 
 	mu       sync.Mutex
@@ -292,6 +294,10 @@ func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode
 			sourceGoneSince = time.Time{} // it ran fine for a while
 			backoff = 500 * time.Millisecond
 		}
+		if err == nil && finite(t.Source) {
+			// A file has an end: reading it again would only replay it.
+			return runOutcome{ended: true, reason: "source_ended"}
+		}
 		if err == nil && sourceGoneSince.IsZero() {
 			sourceGoneSince = time.Now()
 		}
@@ -338,6 +344,13 @@ func (h *Handler) report(ctx context.Context, t job.Transcode, typ, reason strin
 	h.Reporter.Report(ctx, job.SessionEvent{
 		StreamID: t.StreamID, SessionID: t.SessionID, WorkerID: h.WorkerID, Type: typ, Reason: reason,
 	})
+}
+
+// finite reports whether a source has an end of its own (a file), as opposed
+// to a live pull whose publisher may come back after it dropped.
+func finite(src job.Source) bool {
+	u, err := url.Parse(src.URL)
+	return err == nil && u.Scheme == "file"
 }
 
 func contains(list []string, s string) bool {

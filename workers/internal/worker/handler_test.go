@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+
 	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
@@ -130,6 +132,20 @@ func smallClip(t *testing.T) string {
 	return clip
 }
 
+// liveSource starts a live SRT source, as the edge would serve one: ffmpeg
+// loops the small clip in real time as an SRT listener until the test ends.
+// It returns the URL the pipeline pulls.
+func liveSource(t *testing.T) string {
+	t.Helper()
+	addr := fmt.Sprintf("srt://127.0.0.1:%d", testkit.FreePort(t)) // free for UDP (SRT) too
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+		"-i", smallClip(t), "-c", "copy", "-f", "mpegts", addr+"?mode=listener")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	return addr + "?streamid=read:live/test"
+}
+
 func payload(t *testing.T, source string) job.Transcode {
 	t.Helper()
 	r := func(name string, w, h, kbps int) ladder.Rendition {
@@ -241,16 +257,16 @@ func TestHandlerFailsABadSourceWithAReason(t *testing.T) {
 
 func TestHandlerStopsWhenTheSessionIsStopped(t *testing.T) {
 	tb := setup(t)
-	p := payload(t, "file://"+smallClip(t))
-	// The file source ends after 4 s; a long grace keeps the handler waiting
-	// for the source to come back, so only the stop request can end it.
+	// A live source that never ends by itself, and a long grace: only the
+	// stop request can end the session.
+	p := payload(t, liveSource(t))
 	tb.handler.SourceGrace = time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- tb.handler.ProcessTask(ctx, task(t, p)) }()
 
-	require.Eventually(t, func() bool { return tb.handler.Holds(p.StreamID.String()) }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return tb.handler.Holds(p.StreamID.String()) }, 30*time.Second, 20*time.Millisecond)
 	require.NoError(t, tb.stops.Request(ctx, p.SessionID, "publisher_disconnected"))
 	start := time.Now()
 	select {

@@ -64,9 +64,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		log.Info("probe", "reason", r)
 	}
 
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	opt, err := cfg.Redis.Options()
 	if err != nil {
-		return fmt.Errorf("parsing redis url: %w", err)
+		return err
 	}
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
@@ -82,8 +82,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		WorkerID:    cfg.ID,
 		OriginURL:   cfg.OriginURL,
 		DataDir:     cfg.DataDir,
-		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
-		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Prefix},
+		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Redis.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
+		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Redis.Prefix},
 		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
 		Logger:      log,
 		Retention:   cfg.Retention,
@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 	amux := asynq.NewServeMux()
 	amux.Handle(job.TypeTranscode, handler)
 
-	registry := fleet.New(rdb, fleet.Config{Prefix: cfg.Prefix, Logger: log})
+	registry := fleet.New(rdb, fleet.Config{Prefix: cfg.Redis.Prefix, Logger: log})
 	host, _ := os.Hostname()
 	started := time.Now().UTC()
 	snapshot := func() fleet.Worker {

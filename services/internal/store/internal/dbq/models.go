@@ -75,4 +75,6 @@ type StreamSession struct {
 	LastError             *string
 	KickReason            *string
 	LastSeenAt            *time.Time
+	WorkerStopAt          *time.Time
+	WorkerStoppedAt       *time.Time
 }

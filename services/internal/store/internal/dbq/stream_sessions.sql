@@ -39,24 +39,49 @@ ORDER BY id DESC
 LIMIT sqlc.arg(max_rows);
 
 -- name: EndStreamSession :one
--- Closes an open session; a failed one stays failed.
+-- Closes an open session; a failed one stays failed. Its worker is to be told
+-- to stop stop_after_ms from now (the reconnect grace), or at once.
 UPDATE stream_sessions SET
-    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
-    end_reason = sqlc.arg(end_reason),
-    end_detail = sqlc.narg(end_detail),
-    ended_at   = now(),
-    updated_at = now()
+    status         = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason     = sqlc.arg(end_reason),
+    end_detail     = sqlc.narg(end_detail),
+    ended_at       = now(),
+    worker_stop_at = now() + sqlc.arg(stop_after_ms)::bigint * interval '1 millisecond',
+    updated_at     = now()
 WHERE id = sqlc.arg(id) AND ended_at IS NULL
 RETURNING *;
 
 -- name: EndOpenStreamSessions :many
 UPDATE stream_sessions SET
-    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
-    end_reason = sqlc.arg(end_reason),
-    ended_at   = now(),
-    updated_at = now()
+    status         = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason     = sqlc.arg(end_reason),
+    ended_at       = now(),
+    worker_stop_at = now(),
+    updated_at     = now()
 WHERE stream_id = sqlc.arg(stream_id) AND ended_at IS NULL
 RETURNING *;
+
+-- name: ClaimDueWorkerStops :many
+-- Claims the ended sessions whose worker is due to be told to stop. Several
+-- API replicas may run this at once: each session is claimed by one.
+UPDATE stream_sessions SET worker_stopped_at = now()
+WHERE id IN (SELECT due.id FROM stream_sessions due
+             WHERE due.worker_stopped_at IS NULL AND due.worker_stop_at <= now()
+             ORDER BY due.worker_stop_at
+             LIMIT sqlc.arg(max_rows)
+             FOR UPDATE SKIP LOCKED)
+RETURNING *;
+
+-- name: ClaimWorkerStop :one
+-- Claims the stop of one session's worker if it is due and not claimed yet.
+UPDATE stream_sessions SET worker_stopped_at = now()
+WHERE id = sqlc.arg(id) AND worker_stopped_at IS NULL AND worker_stop_at <= now()
+RETURNING *;
+
+-- name: UnclaimWorkerStop :exec
+-- Gives a claimed stop back (telling the worker failed), to be retried.
+UPDATE stream_sessions SET worker_stopped_at = NULL
+WHERE id = sqlc.arg(id);
 
 -- name: UpdateStreamSessionSource :exec
 -- What a sync reports about a live publisher; zero values keep the column.
@@ -102,16 +127,17 @@ RETURNING *;
 -- or timed out) after ended_after and no session started since: a publisher
 -- reconnecting within the grace window continues the same session.
 UPDATE stream_sessions SET
-    ended_at     = NULL,
-    end_reason   = NULL,
-    end_detail   = NULL,
-    kick_reason  = NULL,
-    status       = 'live',
-    edge_id      = sqlc.arg(edge_id),
-    source_id    = sqlc.arg(source_id),
-    edge         = sqlc.arg(edge),
-    last_seen_at = now(),
-    updated_at   = now()
+    ended_at       = NULL,
+    worker_stop_at = NULL,
+    end_reason     = NULL,
+    end_detail     = NULL,
+    kick_reason    = NULL,
+    status         = 'live',
+    edge_id        = sqlc.arg(edge_id),
+    source_id      = sqlc.arg(source_id),
+    edge           = sqlc.arg(edge),
+    last_seen_at   = now(),
+    updated_at     = now()
 WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
                             WHERE latest.stream_id = sqlc.arg(stream_id)
                             ORDER BY latest.id DESC LIMIT 1)
@@ -119,4 +145,5 @@ WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
   AND stream_sessions.ended_at > sqlc.arg(ended_after)
   AND stream_sessions.status = 'ended'
   AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
+  AND stream_sessions.worker_stopped_at IS NULL -- its worker was not told to stop yet
 RETURNING *;

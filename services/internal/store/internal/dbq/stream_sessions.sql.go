@@ -13,14 +13,117 @@ import (
 	"github.com/google/uuid"
 )
 
+const claimDueWorkerStops = `-- name: ClaimDueWorkerStops :many
+UPDATE stream_sessions SET worker_stopped_at = now()
+WHERE id IN (SELECT due.id FROM stream_sessions due
+             WHERE due.worker_stopped_at IS NULL AND due.worker_stop_at <= now()
+             ORDER BY due.worker_stop_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+`
+
+// Claims the ended sessions whose worker is due to be told to stop. Several
+// API replicas may run this at once: each session is claimed by one.
+func (q *Queries) ClaimDueWorkerStops(ctx context.Context, maxRows int32) ([]StreamSession, error) {
+	rows, err := q.db.Query(ctx, claimDueWorkerStops, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StreamSession
+	for rows.Next() {
+		var i StreamSession
+		if err := rows.Scan(
+			&i.ID,
+			&i.StreamID,
+			&i.Status,
+			&i.EdgeID,
+			&i.WorkerID,
+			&i.StartedAt,
+			&i.EndedAt,
+			&i.EndReason,
+			&i.SourceProtocol,
+			&i.SourceVideoCodec,
+			&i.SourceWidth,
+			&i.SourceHeight,
+			&i.SourceFrameRate,
+			&i.SourceBitrateKbps,
+			&i.UpdatedAt,
+			&i.SourceID,
+			&i.Edge,
+			&i.EndDetail,
+			&i.SourceVideoProfile,
+			&i.SourceAudioCodec,
+			&i.SourceAudioChannels,
+			&i.SourceAudioSampleRate,
+			&i.LastError,
+			&i.KickReason,
+			&i.LastSeenAt,
+			&i.WorkerStopAt,
+			&i.WorkerStoppedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const claimWorkerStop = `-- name: ClaimWorkerStop :one
+UPDATE stream_sessions SET worker_stopped_at = now()
+WHERE id = $1 AND worker_stopped_at IS NULL AND worker_stop_at <= now()
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+`
+
+// Claims the stop of one session's worker if it is due and not claimed yet.
+func (q *Queries) ClaimWorkerStop(ctx context.Context, id uuid.UUID) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, claimWorkerStop, id)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
+	)
+	return i, err
+}
+
 const endOpenStreamSessions = `-- name: EndOpenStreamSessions :many
 UPDATE stream_sessions SET
-    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
-    end_reason = $1,
-    ended_at   = now(),
-    updated_at = now()
+    status         = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason     = $1,
+    ended_at       = now(),
+    worker_stop_at = now(),
+    updated_at     = now()
 WHERE stream_id = $2 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type EndOpenStreamSessionsParams struct {
@@ -63,6 +166,8 @@ func (q *Queries) EndOpenStreamSessions(ctx context.Context, arg EndOpenStreamSe
 			&i.LastError,
 			&i.KickReason,
 			&i.LastSeenAt,
+			&i.WorkerStopAt,
+			&i.WorkerStoppedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -76,24 +181,32 @@ func (q *Queries) EndOpenStreamSessions(ctx context.Context, arg EndOpenStreamSe
 
 const endStreamSession = `-- name: EndStreamSession :one
 UPDATE stream_sessions SET
-    status     = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
-    end_reason = $1,
-    end_detail = $2,
-    ended_at   = now(),
-    updated_at = now()
-WHERE id = $3 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+    status         = CASE WHEN status = 'failed' THEN 'failed' ELSE 'ended' END,
+    end_reason     = $1,
+    end_detail     = $2,
+    ended_at       = now(),
+    worker_stop_at = now() + $3::bigint * interval '1 millisecond',
+    updated_at     = now()
+WHERE id = $4 AND ended_at IS NULL
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type EndStreamSessionParams struct {
-	EndReason *string
-	EndDetail *string
-	ID        uuid.UUID
+	EndReason   *string
+	EndDetail   *string
+	StopAfterMs int64
+	ID          uuid.UUID
 }
 
-// Closes an open session; a failed one stays failed.
+// Closes an open session; a failed one stays failed. Its worker is to be told
+// to stop stop_after_ms from now (the reconnect grace), or at once.
 func (q *Queries) EndStreamSession(ctx context.Context, arg EndStreamSessionParams) (StreamSession, error) {
-	row := q.db.QueryRow(ctx, endStreamSession, arg.EndReason, arg.EndDetail, arg.ID)
+	row := q.db.QueryRow(ctx, endStreamSession,
+		arg.EndReason,
+		arg.EndDetail,
+		arg.StopAfterMs,
+		arg.ID,
+	)
 	var i StreamSession
 	err := row.Scan(
 		&i.ID,
@@ -121,12 +234,14 @@ func (q *Queries) EndStreamSession(ctx context.Context, arg EndStreamSessionPara
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
 
 const getOpenStreamSession = `-- name: GetOpenStreamSession :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL
 `
 
 func (q *Queries) GetOpenStreamSession(ctx context.Context, streamID uuid.UUID) (StreamSession, error) {
@@ -158,12 +273,14 @@ func (q *Queries) GetOpenStreamSession(ctx context.Context, streamID uuid.UUID) 
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
 
 const getStreamSession = `-- name: GetStreamSession :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE id = $1
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE id = $1
 `
 
 func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSession, error) {
@@ -195,12 +312,14 @@ func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSes
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
 
 const getStreamSessionBySource = `-- name: GetStreamSessionBySource :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE edge_id = $1 AND source_id = $2
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE edge_id = $1 AND source_id = $2
 `
 
 type GetStreamSessionBySourceParams struct {
@@ -237,6 +356,8 @@ func (q *Queries) GetStreamSessionBySource(ctx context.Context, arg GetStreamSes
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
@@ -248,7 +369,7 @@ INSERT INTO stream_sessions (id, stream_id, edge_id, source_id, edge, source_pro
                              source_audio_channels, source_audio_sample_rate, started_at, last_seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
 ON CONFLICT (edge_id, source_id) DO NOTHING
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type InsertStreamSessionParams struct {
@@ -317,12 +438,14 @@ func (q *Queries) InsertStreamSession(ctx context.Context, arg InsertStreamSessi
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
 
 const listOpenEdgeSessions = `-- name: ListOpenEdgeSessions :many
-SELECT ss.id, ss.stream_id, ss.status, ss.edge_id, ss.worker_id, ss.started_at, ss.ended_at, ss.end_reason, ss.source_protocol, ss.source_video_codec, ss.source_width, ss.source_height, ss.source_frame_rate, ss.source_bitrate_kbps, ss.updated_at, ss.source_id, ss.edge, ss.end_detail, ss.source_video_profile, ss.source_audio_codec, ss.source_audio_channels, ss.source_audio_sample_rate, ss.last_error, ss.kick_reason, ss.last_seen_at, s.stream_key, s.disabled
+SELECT ss.id, ss.stream_id, ss.status, ss.edge_id, ss.worker_id, ss.started_at, ss.ended_at, ss.end_reason, ss.source_protocol, ss.source_video_codec, ss.source_width, ss.source_height, ss.source_frame_rate, ss.source_bitrate_kbps, ss.updated_at, ss.source_id, ss.edge, ss.end_detail, ss.source_video_profile, ss.source_audio_codec, ss.source_audio_channels, ss.source_audio_sample_rate, ss.last_error, ss.kick_reason, ss.last_seen_at, ss.worker_stop_at, ss.worker_stopped_at, s.stream_key, s.disabled
 FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
 WHERE ss.edge_id = $1 AND ss.ended_at IS NULL
 ORDER BY ss.id
@@ -371,6 +494,8 @@ func (q *Queries) ListOpenEdgeSessions(ctx context.Context, edgeID string) ([]Li
 			&i.StreamSession.LastError,
 			&i.StreamSession.KickReason,
 			&i.StreamSession.LastSeenAt,
+			&i.StreamSession.WorkerStopAt,
+			&i.StreamSession.WorkerStoppedAt,
 			&i.StreamKey,
 			&i.Disabled,
 		); err != nil {
@@ -385,7 +510,7 @@ func (q *Queries) ListOpenEdgeSessions(ctx context.Context, edgeID string) ([]Li
 }
 
 const listOpenStreamSessions = `-- name: ListOpenStreamSessions :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
 `
 
 func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, error) {
@@ -423,6 +548,8 @@ func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, 
 			&i.LastError,
 			&i.KickReason,
 			&i.LastSeenAt,
+			&i.WorkerStopAt,
+			&i.WorkerStoppedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -435,7 +562,7 @@ func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, 
 }
 
 const listOpenStreamSessionsOf = `-- name: ListOpenStreamSessionsOf :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions WHERE stream_id = ANY($1::uuid[]) AND ended_at IS NULL
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE stream_id = ANY($1::uuid[]) AND ended_at IS NULL
 `
 
 func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid.UUID) ([]StreamSession, error) {
@@ -473,6 +600,8 @@ func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid
 			&i.LastError,
 			&i.KickReason,
 			&i.LastSeenAt,
+			&i.WorkerStopAt,
+			&i.WorkerStoppedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -485,7 +614,7 @@ func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid
 }
 
 const listStreamSessions = `-- name: ListStreamSessions :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at FROM stream_sessions
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions
 WHERE stream_id = $1
   AND ($2::uuid IS NULL OR id < $2::uuid)
 ORDER BY id DESC
@@ -533,6 +662,8 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 			&i.LastError,
 			&i.KickReason,
 			&i.LastSeenAt,
+			&i.WorkerStopAt,
+			&i.WorkerStoppedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -546,16 +677,17 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 
 const resumeStreamSession = `-- name: ResumeStreamSession :one
 UPDATE stream_sessions SET
-    ended_at     = NULL,
-    end_reason   = NULL,
-    end_detail   = NULL,
-    kick_reason  = NULL,
-    status       = 'live',
-    edge_id      = $1,
-    source_id    = $2,
-    edge         = $3,
-    last_seen_at = now(),
-    updated_at   = now()
+    ended_at       = NULL,
+    worker_stop_at = NULL,
+    end_reason     = NULL,
+    end_detail     = NULL,
+    kick_reason    = NULL,
+    status         = 'live',
+    edge_id        = $1,
+    source_id      = $2,
+    edge           = $3,
+    last_seen_at   = now(),
+    updated_at     = now()
 WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
                             WHERE latest.stream_id = $4
                             ORDER BY latest.id DESC LIMIT 1)
@@ -563,7 +695,8 @@ WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
   AND stream_sessions.ended_at > $5
   AND stream_sessions.status = 'ended'
   AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+  AND stream_sessions.worker_stopped_at IS NULL -- its worker was not told to stop yet
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type ResumeStreamSessionParams struct {
@@ -612,6 +745,8 @@ func (q *Queries) ResumeStreamSession(ctx context.Context, arg ResumeStreamSessi
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
@@ -623,7 +758,7 @@ UPDATE stream_sessions SET
     status     = CASE WHEN $3::boolean THEN 'failed' ELSE status END,
     updated_at = now()
 WHERE id = $4
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type SetStreamSessionErrorParams struct {
@@ -667,6 +802,8 @@ func (q *Queries) SetStreamSessionError(ctx context.Context, arg SetStreamSessio
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
@@ -674,7 +811,7 @@ func (q *Queries) SetStreamSessionError(ctx context.Context, arg SetStreamSessio
 const setStreamSessionKick = `-- name: SetStreamSessionKick :one
 UPDATE stream_sessions SET kick_reason = $1, updated_at = now()
 WHERE id = $2 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type SetStreamSessionKickParams struct {
@@ -711,6 +848,8 @@ func (q *Queries) SetStreamSessionKick(ctx context.Context, arg SetStreamSession
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
 }
@@ -721,7 +860,7 @@ UPDATE stream_sessions SET
     status     = CASE WHEN ended_at IS NULL THEN 'live' ELSE status END,
     updated_at = now()
 WHERE id = $2
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
 `
 
 type SetStreamSessionWorkerParams struct {
@@ -759,8 +898,21 @@ func (q *Queries) SetStreamSessionWorker(ctx context.Context, arg SetStreamSessi
 		&i.LastError,
 		&i.KickReason,
 		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
 	)
 	return i, err
+}
+
+const unclaimWorkerStop = `-- name: UnclaimWorkerStop :exec
+UPDATE stream_sessions SET worker_stopped_at = NULL
+WHERE id = $1
+`
+
+// Gives a claimed stop back (telling the worker failed), to be retried.
+func (q *Queries) UnclaimWorkerStop(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, unclaimWorkerStop, id)
+	return err
 }
 
 const updateStreamSessionSource = `-- name: UpdateStreamSessionSource :exec
