@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/dionysia/dionysia/testkit"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,10 +32,7 @@ const readPlayer = `(() => { const p = window.dionysiaPlayer; if (!p) return {st
 // a screenshot next to the process logs and returns the last state.
 func Play(t testing.TB, logDir, name, url string, seconds float64, timeout time.Duration) PlayerState {
 	t.Helper()
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
+	chromium := testkit.Chromium(t)
 	// Chromium's helper processes may still write into the profile for a
 	// moment after the browser is gone, so the directory is removed here
 	// with retries rather than by t.TempDir's strict cleanup.

@@ -1,31 +1,15 @@
 package e2e
 
 import (
+	"context"
+	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/testkit/harness"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 )
-
-// RepoRoot returns the repository root (the directory holding go.work).
-func RepoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the working directory")
-		}
-		dir = parent
-	}
-}
 
 var (
 	clipOnce sync.Once
@@ -42,7 +26,7 @@ var (
 // generated clip with the same traits is used. Both are cached in .dev/e2e.
 func Clip(t testing.TB) string {
 	t.Helper()
-	clipOnce.Do(func() { clipPath, clipErr = makeClip(RepoRoot(t)) })
+	clipOnce.Do(func() { clipPath, clipErr = makeClip(testkit.RepoRoot(t)) })
 	if clipPath == "" {
 		t.Fatalf("preparing the test clip: %s", clipErr)
 	}
@@ -54,9 +38,8 @@ func makeClip(root string) (string, string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err.Error()
 	}
-	shared := filepath.Join(root, "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	_, err := os.Stat(shared)
-	useShared := err == nil && os.Getenv("E2E_GENERATED_CLIP") == ""
+	shared, ok := testkit.FindSharedClip(root)
+	useShared := ok && os.Getenv("E2E_GENERATED_CLIP") == ""
 	out := filepath.Join(dir, "generated_1080p60_10s.mp4")
 	args := []string{"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=60",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "10", "-map", "0:v", "-map", "1:a",
@@ -72,7 +55,7 @@ func makeClip(root string) (string, string) {
 	args = append(append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...),
 		"-c:v", "libx264", "-preset", "superfast", "-profile:v", "high", "-bf", "2", "-g", "120", "-keyint_min", "120",
 		"-sc_threshold", "0", "-pix_fmt", "yuv420p", "-b:v", "4M", "-maxrate", "6M", "-bufsize", "8M", tmp)
-	if msg, err := RunErr(5*time.Minute, nil, "ffmpeg", args...); err != nil {
+	if msg, err := harness.Run(context.Background(), 5*time.Minute, nil, "ffmpeg", args...); err != nil {
 		return "", msg + err.Error()
 	}
 	if err := os.Rename(tmp, out); err != nil {

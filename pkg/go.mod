@@ -3,6 +3,7 @@ module github.com/dionysia/dionysia/pkg
 go 1.26.8
 
 require (
+	github.com/dionysia/dionysia/testkit v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/spf13/pflag v1.0.9
@@ -15,3 +16,5 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
+
+replace github.com/dionysia/dionysia/testkit => ../testkit

@@ -2,36 +2,21 @@ package fleet_test
 
 import (
 	"context"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/fleet"
-	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dionysia/dionysia/testkit"
 )
 
 func setup(t *testing.T, cfg fleet.Config) *fleet.Registry {
 	t.Helper()
-	url := os.Getenv("TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/5"
-	}
-	opt, err := redis.ParseURL(url)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	require.NoError(t, rdb.Ping(t.Context()).Err())
-	cfg.Prefix = "test:fleet:" + uuid.NewString()[:8] + ":"
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), cfg.Prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
-		rdb.Close()
-	})
-	return fleet.New(rdb, cfg)
+	r := testkit.RedisPrefix(t)
+	cfg.Prefix = r.Prefix
+	return fleet.New(r.Client, cfg)
 }
 
 func worker(id string) fleet.Worker {

@@ -2,7 +2,6 @@ package job_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +9,9 @@ import (
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ladder"
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dionysia/dionysia/testkit"
 )
 
 func validPayload(t *testing.T) job.Transcode {
@@ -101,24 +101,11 @@ func TestQueueAndTaskID(t *testing.T) {
 	require.NotEqual(t, job.TaskID(id), job.TaskID(uuid.Must(uuid.NewV7())))
 }
 
-func redisClient(t *testing.T) *redis.Client {
-	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/6"
-	}
-	opt, err := redis.ParseURL(u)
-	require.NoError(t, err)
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { _ = c.Close() })
-	require.NoError(t, c.Ping(context.Background()).Err(), "Redis must be running (deploy/local/setup.sh services)")
-	return c
-}
-
 func TestStopSignal(t *testing.T) {
 	t.Parallel()
-	rdb := redisClient(t)
-	sig := job.StopSignal{Redis: rdb, Prefix: "test:" + uuid.NewString() + ":", PollInterval: time.Hour}
+	r := testkit.RedisPrefix(t)
+	rdb := r.Client
+	sig := job.StopSignal{Redis: rdb, Prefix: r.Prefix, PollInterval: time.Hour}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

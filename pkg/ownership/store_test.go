@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dionysia/dionysia/testkit"
 )
 
 type testBundle struct {
@@ -21,32 +22,11 @@ type testBundle struct {
 	prefix string
 }
 
-func redisURL() string {
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/5"
-}
-
 func setup(t *testing.T, cfg ownership.Config) *testBundle {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	require.NoError(t, rdb.Ping(ctx).Err(), "redis must run at %s", redisURL())
-	prefix := "test:ownership:" + uuid.NewString()[:8] + ":"
-	cfg.Prefix = prefix
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
-	return &testBundle{rdb: rdb, store: ownership.New(rdb, cfg), prefix: prefix}
+	r := testkit.RedisPrefix(t)
+	cfg.Prefix = r.Prefix
+	return &testBundle{rdb: r.Client, store: ownership.New(r.Client, cfg), prefix: r.Prefix}
 }
 
 func holder(worker string) ownership.Holder {
@@ -250,7 +230,7 @@ func TestHoldStopsBeforeExpiryWhenRedisIsUnreachable(t *testing.T) {
 	// expire: that margin is what lets the check below see the lease still
 	// live on a loaded machine.
 	b := setup(t, ownership.Config{TTL: 4 * time.Second, RenewInterval: 1500 * time.Millisecond})
-	opt, err := redis.ParseURL(redisURL())
+	opt, err := redis.ParseURL(testkit.RedisURL())
 	require.NoError(t, err)
 	own := redis.NewClient(opt)
 	store := ownership.New(own, b.store.Config())

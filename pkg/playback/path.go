@@ -14,6 +14,10 @@ const Prefix = "/live/"
 // TokenSegment is the reserved path segment introducing a token.
 const TokenSegment = "t"
 
+// WorkerHeader names the worker that served a playback request (or that the
+// router redirected it to).
+const WorkerHeader = "X-Dionysia-Worker"
+
 // ErrBadPath is returned by ParsePath for any path that is not a well-formed
 // playback path. Servers answer 404 (or 400) without touching the disk.
 var ErrBadPath = errors.New("bad playback path")

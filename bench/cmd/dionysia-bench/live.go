@@ -12,8 +12,8 @@ import (
 
 	"github.com/dionysia/dionysia/bench/internal/live"
 	"github.com/dionysia/dionysia/bench/internal/measure"
-	"github.com/dionysia/dionysia/bench/internal/platform"
 	"github.com/dionysia/dionysia/bench/internal/report"
+	"github.com/dionysia/dionysia/testkit/harness"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -26,17 +26,20 @@ func (b *bench) platformSections(ctx context.Context, latency, control bool) err
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return err
 	}
-	admin := os.Getenv("BENCH_DATABASE_ADMIN_URL")
-	if admin == "" {
-		admin = "postgres://dionysia:dionysia@127.0.0.1:5432/postgres?sslmode=disable"
-	}
+	admin := os.Getenv("BENCH_DATABASE_ADMIN_URL") // default postgres.DefaultAdminDatabaseURL
 	bin := b.path(b.opt.binDir)
 	b.progress("  starting the platform (API, edge, router, worker) on loopback; logs in %s", logDir)
-	p, err := platform.Start(ctx, platform.Config{
-		BinDir: bin, Mediamtx: filepath.Join(bin, "mediamtx"), LogDir: logDir, Work: work,
-		AdminDatabaseURL: admin, Workers: 1, WorkerCapacity: 4,
+	p, err := harness.Start(ctx, harness.Options{
+		BinDir: bin, MediaMTX: filepath.Join(bin, "mediamtx"), LogDir: logDir, WorkDir: work,
+		AdminDatabaseURL: admin, Name: "bench", Workers: 1, WorkerCapacity: 4,
+		// The benchmark reads the processes' timestamps from their JSON logs.
+		LogLevel: "info", Env: []string{"DIONYSIA_LOG_FORMAT=json"},
 	})
-	defer p.Stop()
+	defer func() {
+		if err := p.Stop(); err != nil {
+			b.rep.Note("stopping the platform: %v", err)
+		}
+	}()
 	if err != nil {
 		return fmt.Errorf("starting the platform: %w", err)
 	}

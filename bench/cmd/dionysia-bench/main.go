@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -89,9 +90,9 @@ func run() error {
 	defer stop()
 
 	if o.root == "" {
-		r, err := repoRoot()
+		r, err := testkit.FindRepoRoot()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: pass -root", err)
 		}
 		o.root = r
 	}
@@ -216,30 +217,13 @@ func (b *bench) progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[%6s] %s\n", time.Since(b.start).Round(time.Second), fmt.Sprintf(format, args...))
 }
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found above the working directory: pass -root")
-		}
-		dir = parent
-	}
-}
-
 // resolveClip finds the shared clip or generates a stand-in with the same
 // traits (1080p60 H.264 High with B-frames, 5.1 AAC).
 func (b *bench) resolveClip(ctx context.Context) error {
 	clip := b.opt.clip
 	if clip == "" {
-		clip = filepath.Join(b.opt.root, "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-		if _, err := os.Stat(clip); err != nil {
+		var shared bool
+		if clip, shared = testkit.FindSharedClip(b.opt.root); !shared {
 			clip = filepath.Join(b.opt.root, ".dev", "bench", "generated_1080p60_10s.mp4")
 			if _, err := os.Stat(clip); err != nil {
 				b.progress("the shared clip is absent: generating a 10 s 1080p60 clip")

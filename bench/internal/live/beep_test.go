@@ -1,6 +1,7 @@
 package live
 
 import (
+	"github.com/dionysia/dionysia/testkit"
 	"os/exec"
 	"testing"
 	"time"
@@ -14,9 +15,7 @@ import (
 // beep at 0 s has no quiet before it and is skipped by design (decoded audio
 // may start inside a beep).
 func TestFindBeeps(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg is not installed")
-	}
+	testkit.FFmpeg(t)
 	f := t.TempDir() + "/beeps.m4a"
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
 		"-i", "aevalsrc=exprs='"+beepExprFmt+"':s=48000:c=stereo", "-t", "20", "-c:a", "aac", "-b:a", "128k", f).CombinedOutput()

@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/bench/internal/measure"
-	"github.com/dionysia/dionysia/bench/internal/platform"
+	"github.com/dionysia/dionysia/testkit/harness"
 )
 
 // Bench drives one running platform.
 type Bench struct {
-	P       *platform.Platform
+	P       *harness.Platform
 	Work    string
 	LogDir  string
 	Profile string // profile the streams use
@@ -36,7 +36,7 @@ type Bench struct {
 }
 
 // NewBench returns a Bench.
-func NewBench(p *platform.Platform, work, logDir, profile, rung string, segment time.Duration, log func(string, ...any)) *Bench {
+func NewBench(p *harness.Platform, work, logDir, profile, rung string, segment time.Duration, log func(string, ...any)) *Bench {
 	return &Bench{P: p, Work: work, LogDir: logDir, Profile: profile, Rung: rung, Segment: segment, Log: log,
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 }
@@ -128,7 +128,7 @@ func (b *Bench) Latency(ctx context.Context, clip string, length time.Duration, 
 		return LatencyResult{}, err
 	}
 	res := LatencyResult{StreamID: st.ID}
-	pub, err := platform.StartProc(b.LogDir, "publisher-"+name, nil, "ffmpeg", "-hide_banner", "-loglevel", "warning",
+	pub, err := harness.StartProc(b.LogDir, "publisher-"+name, nil, "ffmpeg", "-hide_banner", "-loglevel", "warning",
 		"-nostdin", "-re", "-i", clip, "-c", "copy", "-f", "flv", st.Ingest.RTMP)
 	if err != nil {
 		return res, err
@@ -306,17 +306,17 @@ func (b *Bench) delays(ctx context.Context, t0 time.Time, init []byte, audio map
 }
 
 // find returns the first event of a process's log with msg about a stream.
-func (b *Bench) find(proc, msg, streamID string) (platform.LogEvent, bool) {
-	evs, err := platform.ReadLog(filepath.Join(b.LogDir, proc+".log"))
+func (b *Bench) find(proc, msg, streamID string) (harness.LogEvent, bool) {
+	evs, err := harness.ReadLog(filepath.Join(b.LogDir, proc+".log"))
 	if err != nil {
-		return platform.LogEvent{}, false
+		return harness.LogEvent{}, false
 	}
 	for _, ev := range evs {
 		if ev.Msg == msg && ev.Find("stream_id") == streamID {
 			return ev, true
 		}
 	}
-	return platform.LogEvent{}, false
+	return harness.LogEvent{}, false
 }
 
 // dispatch is the edge's "stream live" → the worker's "pipeline started".
@@ -340,7 +340,7 @@ func (b *Bench) DispatchCycle(ctx context.Context, clip, name string) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	pub, err := platform.StartProc(b.LogDir, "publisher-"+name, nil, "ffmpeg", "-hide_banner", "-loglevel", "warning",
+	pub, err := harness.StartProc(b.LogDir, "publisher-"+name, nil, "ffmpeg", "-hide_banner", "-loglevel", "warning",
 		"-nostdin", "-re", "-i", clip, "-c", "copy", "-f", "flv", st.Ingest.RTMP)
 	if err != nil {
 		return 0, err
@@ -363,97 +363,52 @@ func (b *Bench) DispatchCycle(ctx context.Context, clip, name string) (time.Dura
 	return 0, fmt.Errorf("stream %s: no pipeline started within 30 s", st.ID)
 }
 
-// Load is the outcome of a closed-loop load.
-type Load struct {
-	Requests  int
-	Errors    int
-	Elapsed   time.Duration
-	Latencies []time.Duration // sorted
-}
-
-// PerSecond is the request rate.
-func (l Load) PerSecond() float64 { return float64(l.Requests) / l.Elapsed.Seconds() }
-
-// RunLoad runs concurrency clients calling fn back to back for d.
-func RunLoad(ctx context.Context, concurrency int, d time.Duration, fn func(ctx context.Context, client, i int) error) Load {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var mu sync.Mutex
-	var res Load
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := range concurrency {
-		wg.Go(func() {
-			var lat []time.Duration
-			var errs int
-			for i := 0; ctx.Err() == nil; i++ {
-				t := time.Now()
-				err := fn(ctx, c, i)
-				if ctx.Err() != nil {
-					break
-				}
-				if err != nil {
-					errs++
-					continue
-				}
-				lat = append(lat, time.Since(t))
-			}
-			mu.Lock()
-			res.Latencies = append(res.Latencies, lat...)
-			res.Errors += errs
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.Requests = len(res.Latencies)
-	slices.Sort(res.Latencies)
-	return res
-}
+// Load is the outcome of a closed-loop load (harness.RunLoad).
+type Load = harness.LoadResult
 
 // ControlPlane measures stream creation, stream reads and, as the floor of
 // an HTTP round trip to the API, its /healthz.
 func (b *Bench) ControlPlane(ctx context.Context, concurrency int, d time.Duration, tag string) (create, read, floor Load, err error) {
 	var mu sync.Mutex
 	var ids []string
-	create = RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) error {
+	create = harness.RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) (int64, error) {
 		var s Stream
 		code, err := b.P.Request(ctx, b.client, http.MethodPost, "/api/v1/streams",
 			fmt.Sprintf(`{"name":"cp-%s-%d-%d","profile":%q}`, tag, c, i, b.Profile), &s)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if code != http.StatusCreated {
-			return fmt.Errorf("status %d", code)
+			return 0, fmt.Errorf("status %d", code)
 		}
 		mu.Lock()
 		ids = append(ids, s.ID)
 		mu.Unlock()
-		return nil
+		return 0, nil
 	})
 	if len(ids) == 0 {
 		return create, read, floor, fmt.Errorf("no stream was created (%d errors)", create.Errors)
 	}
-	read = RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) error {
+	read = harness.RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) (int64, error) {
 		id := ids[(c*7919+i)%len(ids)]
 		code, err := b.P.Request(ctx, b.client, http.MethodGet, "/api/v1/streams/"+id, "", nil)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if code != http.StatusOK {
-			return fmt.Errorf("status %d", code)
+			return 0, fmt.Errorf("status %d", code)
 		}
-		return nil
+		return 0, nil
 	})
-	floor = RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) error {
+	floor = harness.RunLoad(ctx, concurrency, d, func(ctx context.Context, c, i int) (int64, error) {
 		_, code, err := get(ctx, b.client, b.P.APIURL+"/healthz")
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if code != http.StatusOK {
-			return fmt.Errorf("status %d", code)
+			return 0, fmt.Errorf("status %d", code)
 		}
-		return nil
+		return 0, nil
 	})
 	if create.Errors+read.Errors+floor.Errors > 0 {
 		err = fmt.Errorf("control plane errors: create %d, read %d, healthz %d", create.Errors, read.Errors, floor.Errors)

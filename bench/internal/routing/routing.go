@@ -5,28 +5,23 @@
 package routing
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dionysia/dionysia/bench/internal/measure"
-	"github.com/dionysia/dionysia/bench/internal/platform"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/testkit/harness"
 )
 
 // Config says what to run.
@@ -45,19 +40,7 @@ type Target struct {
 }
 
 // Result is one target's load.
-type Result struct {
-	Name      string
-	Requests  int
-	Bytes     int64
-	Elapsed   time.Duration
-	Latencies []time.Duration // sorted
-}
-
-// PerSecond is requests per second.
-func (r Result) PerSecond() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
-
-// MBPerSecond is payload megabytes per second.
-func (r Result) MBPerSecond() float64 { return float64(r.Bytes) / r.Elapsed.Seconds() / 1e6 }
+type Result = harness.LoadResult
 
 // Setup is a running origin, router and nginx over one stream's files.
 type Setup struct {
@@ -78,36 +61,28 @@ func (s *Setup) Close() {
 func Start(ctx context.Context, cfg Config) (*Setup, error) {
 	s := &Setup{Stream: uuid.NewString()}
 	dataDir := filepath.Join(cfg.Work, "data")
-	streamDir := filepath.Join(dataDir, s.Stream)
-	if err := makeMedia(ctx, streamDir); err != nil {
+	var err error
+	if s.Files, err = harness.MakeMedia(ctx, filepath.Join(dataDir, s.Stream)); err != nil {
 		return s, err
 	}
-	if err := filepath.WalkDir(streamDir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(streamDir, p)
-		s.Files = append(s.Files, filepath.ToSlash(rel))
-		return err
-	}); err != nil {
-		return s, err
-	}
-	slices.Sort(s.Files)
 
 	// Origin.
-	originURL, stopOrigin, err := startOrigin(ctx, cfg.Origin, dataDir)
+	origin, err := harness.StartOrigin(ctx, cfg.Origin, nil, nil, "-data", dataDir, "-holds", "all", "-worker-id", "bench")
 	if err != nil {
 		return s, err
 	}
-	s.stop = append(s.stop, stopOrigin)
+	s.stop = append(s.stop, origin.Stop)
+	originURL := origin.URL
 	s.Targets = append(s.Targets, Target{"direct (origin)", originURL})
 
 	// Redis, ownership, router.
-	redisProc, redisURL, err := platform.StartRedis(ctx, cfg.LogDir)
+	redisProc, redisURL, err := harness.StartRedis(ctx, cfg.LogDir, 0)
+	if redisProc != nil {
+		s.stop = append(s.stop, func() { redisProc.Stop(5 * time.Second) })
+	}
 	if err != nil {
 		return s, err
 	}
-	s.stop = append(s.stop, func() { redisProc.Stop(5 * time.Second) })
 	opt, _ := redis.ParseURL(redisURL)
 	rdb := redis.NewClient(opt)
 	s.stop = append(s.stop, func() { _ = rdb.Close() })
@@ -122,12 +97,12 @@ func Start(ctx context.Context, cfg Config) (*Setup, error) {
 		return s, fmt.Errorf("holding the stream: %w", err)
 	}
 	s.stop = append(s.stop, func() { _ = hold.Release(context.Background()) })
-	port, err := platform.FreePort()
+	port, err := testkit.FindFreePort()
 	if err != nil {
 		return s, err
 	}
 	routerURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	router, err := platform.StartProc(cfg.LogDir, "bench-router", []string{
+	router, err := harness.StartProc(cfg.LogDir, "bench-router", []string{
 		"DIONYSIA_REDIS_URL=" + redisURL, "DIONYSIA_PLAYBACK_KEYS=k1:" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"DIONYSIA_LOG_LEVEL=warn",
 	}, cfg.Dionysia, "router", "--addr", fmt.Sprintf("127.0.0.1:%d", port))
@@ -135,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Setup, error) {
 		return s, err
 	}
 	s.stop = append(s.stop, func() { router.Stop(5 * time.Second) })
-	if err := platform.WaitHTTP(ctx, router, routerURL+"/readyz", 30*time.Second); err != nil {
+	if err := harness.WaitHTTP(ctx, router, routerURL+"/readyz", 30*time.Second); err != nil {
 		return s, err
 	}
 	s.Targets = append(s.Targets, Target{"router", routerURL})
@@ -174,93 +149,17 @@ func Start(ctx context.Context, cfg Config) (*Setup, error) {
 }
 
 // Load runs concurrency clients cycling through every file of the stream
-// on target for d.
+// on target for d (harness.Load).
 func (s *Setup) Load(ctx context.Context, t Target, concurrency int, d time.Duration) (Result, error) {
 	urls := make([]string, len(s.Files))
 	for i, f := range s.Files {
 		urls[i] = t.Base + playback.URLPath(s.Stream, "", f)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: concurrency * 2, MaxIdleConnsPerHost: concurrency * 2, DisableCompression: true,
-	}}
-	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var mu sync.Mutex
-	res := Result{Name: t.Name}
-	var errs int
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := range concurrency {
-		wg.Go(func() {
-			var lat []time.Duration
-			var n int64
-			var e int
-			buf := make([]byte, 32<<10)
-			for i := c; ctx.Err() == nil; i++ {
-				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, urls[i%len(urls)], nil)
-				resp, err := client.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						e++
-					}
-					continue
-				}
-				w, err := io.CopyBuffer(io.Discard, resp.Body, buf)
-				resp.Body.Close()
-				if ctx.Err() != nil {
-					break
-				}
-				if err != nil || resp.StatusCode != http.StatusOK {
-					e++
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-				n += w
-			}
-			mu.Lock()
-			res.Latencies = append(res.Latencies, lat...)
-			res.Bytes += n
-			errs += e
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.Requests = len(res.Latencies)
-	slices.Sort(res.Latencies)
-	if errs > 0 {
-		return res, fmt.Errorf("%s: %d failed requests", t.Name, errs)
+	res := harness.Load(ctx, t.Name, urls, concurrency, d)
+	if res.Errors > 0 {
+		return res, fmt.Errorf("%s: %d failed requests", t.Name, res.Errors)
 	}
 	return res, nil
-}
-
-// P returns a latency percentile.
-func (r Result) P(p float64) time.Duration { return measure.Percentile(r.Latencies, p) }
-
-func startOrigin(ctx context.Context, bin, dataDir string) (string, func(), error) {
-	cmd := exec.CommandContext(ctx, bin, "-data", dataDir, "-holds", "all", "-worker-id", "bench")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting the origin: %w", err)
-	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		stop()
-		return "", nil, fmt.Errorf("reading the origin's address: %w", err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
-	if !ok {
-		stop()
-		return "", nil, fmt.Errorf("unexpected origin output %q", line)
-	}
-	return url, stop, nil
 }
 
 // startNginx runs nginx in the foreground with a generated configuration
@@ -271,7 +170,7 @@ func startNginx(ctx context.Context, cfg Config, dataDir string) (string, func()
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return "", nil, err
 	}
-	port, err := platform.FreePort()
+	port, err := testkit.FindFreePort()
 	if err != nil {
 		return "", nil, err
 	}
@@ -310,7 +209,7 @@ http {
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return "", nil, err
 	}
-	proc, err := platform.StartProc(cfg.LogDir, "nginx", nil, cfg.Nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath)
+	proc, err := harness.StartProc(cfg.LogDir, "nginx", nil, cfg.Nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", confPath)
 	if err != nil {
 		return "", nil, err
 	}
@@ -330,37 +229,4 @@ http {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// makeMedia writes the same tree as the router's own benchmark
-// (services/internal/router/routertest): a 6 s, two-rendition fMP4 HLS
-// presentation with separate audio, and a DASH one in dash/.
-func makeMedia(ctx context.Context, dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "dash"), 0o755); err != nil {
-		return err
-	}
-	src := []string{"-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6"}
-	enc := []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "60", "-keyint_min", "60",
-		"-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k"}
-	hls := append(append(append([]string{}, src...), "-map", "0:v", "-map", "0:v", "-map", "1:a"), enc...)
-	hls = append(hls, "-b:v:0", "400k", "-s:v:1", "160x90", "-b:v:1", "200k",
-		"-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
-		"-hls_fmp4_init_filename", "init.mp4", "-master_pl_name", "index.m3u8",
-		"-var_stream_map", "v:0,agroup:aud,name:720p v:1,agroup:aud,name:360p a:0,agroup:aud,name:audio",
-		"-hls_segment_filename", "%v/%d.m4s", "%v/index.m3u8")
-	dash := append(append(append([]string{}, src...), "-map", "0:v", "-map", "1:a"), enc...)
-	dash = append(dash, "-f", "dash", "-seg_duration", "2", "-use_template", "1", "-use_timeline", "0",
-		"-init_seg_name", "init-$RepresentationID$.mp4", "-media_seg_name", "$RepresentationID$-$Number$.m4s", "manifest.mpd")
-	for _, c := range []struct {
-		dir  string
-		args []string
-	}{{dir, hls}, {filepath.Join(dir, "dash"), dash}} {
-		cmd := exec.CommandContext(ctx, "ffmpeg", c.args...)
-		cmd.Dir = c.dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("generating media with ffmpeg: %w\n%s", err, out)
-		}
-	}
-	return nil
 }

@@ -1,12 +1,11 @@
 package api_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
+	"github.com/dionysia/dionysia/testkit"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,10 +17,8 @@ import (
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
 	"github.com/dionysia/dionysia/services/internal/config"
-	"github.com/dionysia/dionysia/services/internal/dbtest"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/ingest"
-	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -32,21 +29,7 @@ const (
 	edgeSecret   = "edge-secret-for-tests-0123"
 	workerSecret = "worker-secret-for-tests-0123"
 	playbackKeys = "k2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3,k1:ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4"
-	// queueDB is the Redis database of the tests that enqueue asynq tasks:
-	// asynq has no key prefix, so they keep out of the other packages' database.
-	queueDB = 7
 )
-
-// queueRedis is a client on database queueDB of the test Redis server.
-func queueRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(cmp.Or(os.Getenv("TEST_REDIS_URL"), dbtest.DefaultRedisURL))
-	require.NoError(t, err)
-	opts.DB = queueDB
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 // ingestBundle is the API with its ingest side configured, and a fake edge
 // kick endpoint recording what the API asks it to kick.
@@ -65,8 +48,9 @@ type ingestBundle struct {
 
 func setupIngest(t *testing.T) *ingestBundle {
 	t.Helper()
-	rdb := queueRedis(t)
-	prefix := "test:" + uuid.NewString() + ":"
+	// asynq has no key prefix: the test gets a Redis database of its own.
+	r := testkit.RedisDatabase(t)
+	rdb, prefix := r.Client, r.Prefix
 	b := &ingestBundle{rdb: rdb, prefix: prefix, insp: asynq.NewInspectorFromRedisClient(rdb),
 		owners: ownership.New(rdb, ownership.Config{Prefix: prefix}), stops: job.StopSignal{Redis: rdb, Prefix: prefix}}
 	b.testBundle = setup(t, bundleOpts{redis: rdb, redisPrefix: prefix, edgeSecret: edgeSecret, workerSecret: workerSecret,
@@ -87,7 +71,6 @@ func setupIngest(t *testing.T) *ingestBundle {
 		_ = json.NewEncoder(w).Encode(edgeapi.KickResponse{Kicked: len(req.Kick)})
 	}))
 	t.Cleanup(b.kickSrv.Close)
-	t.Cleanup(func() { cleanupTasks(b.insp, b.st) })
 	t.Cleanup(func() { deletePrefix(rdb, prefix) })
 	return b
 }
@@ -98,26 +81,6 @@ func deletePrefix(rdb *redis.Client, prefix string) {
 	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
-	}
-}
-
-// cleanupTasks deletes the tasks a test enqueued (those of streams in its own
-// database schema) from the shared queues.
-func cleanupTasks(insp *asynq.Inspector, st *store.Store) {
-	for _, q := range []string{job.QueueCPU, job.QueueGPU} {
-		tasks, err := insp.ListPendingTasks(q, asynq.PageSize(1000))
-		if err != nil {
-			continue
-		}
-		for _, ti := range tasks {
-			tr, err := job.Unmarshal(ti.Payload)
-			if err != nil {
-				continue
-			}
-			if _, err := st.GetStream(context.Background(), tr.StreamID); err == nil {
-				_ = insp.DeleteTask(q, ti.ID)
-			}
-		}
 	}
 }
 

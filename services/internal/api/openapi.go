@@ -7,8 +7,10 @@ import (
 	"github.com/labstack/echo/v5"
 )
 
-// openAPIDoc is the OpenAPI 3.1 description of every route; a test fails when
-// a route is missing from it or it names a route that does not exist.
+// openAPIDoc is the OpenAPI 3.1 description of every route. The tests
+// validate it with kin-openapi, fail when a route is missing from it or it
+// names a route that does not exist, and check every response the API tests
+// receive against it (status, headers and body schema).
 //
 //go:embed openapi.json
 var openAPIDoc []byte

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dionysia/dionysia/pkg/problem"
 	"net/http"
 
 	"github.com/dionysia/dionysia/pkg/ladder"
@@ -89,17 +90,17 @@ func toProblem(err error) apiv1.Problem {
 	)
 	switch {
 	case errors.As(err, &pe):
-		return problem(pe.status, pe.detail, pe.fields)
+		return problemDoc(pe.status, pe.detail, pe.fields)
 	case errors.As(err, &mbe):
-		return problem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), nil)
+		return problemDoc(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes", mbe.Limit), nil)
 	case errors.Is(err, store.ErrNotFound):
-		return problem(http.StatusNotFound, err.Error(), nil)
+		return problemDoc(http.StatusNotFound, err.Error(), nil)
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInUse), errors.Is(err, store.ErrBuiltin):
-		return problem(http.StatusConflict, err.Error(), nil)
+		return problemDoc(http.StatusConflict, err.Error(), nil)
 	case errors.Is(err, store.ErrInvalid):
-		return problem(http.StatusUnprocessableEntity, err.Error(), nil)
+		return problemDoc(http.StatusUnprocessableEntity, err.Error(), nil)
 	case errors.Is(err, context.DeadlineExceeded):
-		return problem(http.StatusServiceUnavailable, "the request timed out", nil)
+		return problemDoc(http.StatusServiceUnavailable, "the request timed out", nil)
 	}
 	if code := echo.StatusCode(err); code != 0 && code < 500 {
 		detail := ""
@@ -111,13 +112,15 @@ func toProblem(err error) apiv1.Problem {
 		case http.StatusRequestEntityTooLarge:
 			detail = "the request body is too large"
 		}
-		return problem(code, detail, nil)
+		return problemDoc(code, detail, nil)
 	}
-	return problem(http.StatusInternalServerError, "an internal error occurred; it has been logged", nil)
+	return problemDoc(http.StatusInternalServerError, "an internal error occurred; it has been logged", nil)
 }
 
-func problem(status int, detail string, fields []apiv1.FieldError) apiv1.Problem {
-	return apiv1.Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Errors: fields}
+func problemDoc(status int, detail string, fields []apiv1.FieldError) apiv1.Problem {
+	p := problem.New(status, detail)
+	p.Errors = fields
+	return p
 }
 
 // handleError is the server's echo.HTTPErrorHandler.
@@ -134,12 +137,5 @@ func (s *Server) handleError(c *echo.Context, err error) {
 	if p.Status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="dionysia"`)
 	}
-	h.Set(echo.HeaderContentType, apiv1.ProblemContentType)
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(p.Status)
-		return
-	}
-	if err := c.JSON(p.Status, p); err != nil {
-		s.log.WarnContext(c.Request().Context(), "writing problem", "error", err)
-	}
+	problem.Write(c.Response(), p)
 }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/dionysia/dionysia/services/internal/testlog"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -31,8 +31,10 @@ type testBundle struct {
 	st       *store.Store
 	adminKey string
 	readKey  string
-	logs     *testlog.Buffer
+	logs     *testkit.LogBuffer
 	cfg      config.API
+	// client checks every exchange against openapi.json (specClient).
+	client *http.Client
 }
 
 type bundleOpts struct {
@@ -52,14 +54,15 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	}
 	pool := dbtest.New(t)
 	st := store.New(pool)
-	rdb := o.redis
+	rdb, prefix := o.redis, o.redisPrefix
 	if rdb == nil {
-		rdb = dbtest.Redis(t)
+		r := testkit.RedisPrefix(t)
+		rdb, prefix = r.Client, r.Prefix
 	}
-	logs := &testlog.Buffer{}
+	logs := &testkit.LogBuffer{}
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
-	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: o.redisPrefix, Registry: prometheus.NewRegistry(),
+	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
@@ -70,7 +73,8 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	require.NoError(t, err)
 	_, read, err := st.CreateAPIKey(ctx, "reader", store.ScopeRead)
 	require.NoError(t, err)
-	return &testBundle{t: t, srv: srv, http: hs, st: st, adminKey: admin, readKey: read, logs: logs, cfg: cfg.WithDefaults()}
+	return &testBundle{t: t, srv: srv, http: hs, st: st, adminKey: admin, readKey: read, logs: logs, cfg: cfg.WithDefaults(),
+		client: specClient(t)}
 }
 
 type response struct {
@@ -122,7 +126,7 @@ func (b *testBundle) do(method, path, key string, body any) response {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.client.Do(req)
 	require.NoError(b.t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -266,7 +270,7 @@ func TestAuth(t *testing.T) {
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := b.client.Do(req)
 			require.NoError(t, err)
 			defer resp.Body.Close()
 			data, _ := io.ReadAll(resp.Body)
@@ -353,14 +357,14 @@ func TestStreamValidation(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+b.adminKey)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := b.client.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
 	req, err = http.NewRequest(http.MethodPost, b.http.URL+"/api/v1/streams", strings.NewReader(`name=a`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+b.adminKey)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = b.client.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
@@ -614,7 +618,7 @@ func TestRunStopsGracefully(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- b.srv.Run(ctx, ln) }()
 
-	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	resp, err := b.client.Get("http://" + ln.Addr().String() + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -626,7 +630,7 @@ func TestRunStopsGracefully(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	_, err = http.Get("http://" + ln.Addr().String() + "/healthz")
+	_, err = b.client.Get("http://" + ln.Addr().String() + "/healthz")
 	require.Error(t, err, "the listener is closed")
 	require.Contains(t, b.logs.String(), "api stopped")
 }

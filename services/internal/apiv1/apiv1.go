@@ -4,6 +4,7 @@
 package apiv1
 
 import (
+	"github.com/dionysia/dionysia/pkg/problem"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/ladder"
@@ -199,25 +200,16 @@ type List[T any] struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
-// Problem is an RFC 9457 problem document (application/problem+json).
-type Problem struct {
-	Type     string       `json:"type"`
-	Title    string       `json:"title"`
-	Status   int          `json:"status"`
-	Detail   string       `json:"detail,omitempty"`
-	Instance string       `json:"instance,omitempty"`
-	Errors   []FieldError `json:"errors,omitempty"`
-}
+// Problem is an RFC 9457 problem document (application/problem+json), the
+// one error format of the API, the router and the origin (pkg/problem).
+type Problem = problem.Problem
 
 // FieldError names one invalid field of a request, as a JSON path such as
 // "renditions[1].width".
-type FieldError struct {
-	Field  string `json:"field"`
-	Detail string `json:"detail"`
-}
+type FieldError = problem.FieldError
 
 // ProblemContentType is the media type of a Problem.
-const ProblemContentType = "application/problem+json"
+const ProblemContentType = problem.ContentType
 
 // Health is the body of /healthz and /readyz.
 type Health struct {

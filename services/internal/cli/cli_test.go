@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+
+	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/testkit/postgres"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -33,26 +36,27 @@ import (
 type testBundle struct {
 	t      *testing.T
 	env    map[string]string
-	schema *dbtest.Schema
+	schema *postgres.Schema
 }
 
 // setup starts the real API on a migrated schema and returns a bundle whose
 // environment points the CLI at it with an admin key.
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	s := dbtest.NewSchema(t)
+	s := postgres.NewSchema(t)
 	pool := s.Pool(t)
-	_, err := s.Migrator(t, pool).Up(context.Background())
+	_, err := dbtest.Migrator(t, s, pool).Up(context.Background())
 	require.NoError(t, err)
 	st := store.New(pool)
-	srv, err := api.NewApp(config.API{}, api.Deps{Store: st, Pool: pool, Redis: dbtest.Redis(t), Registry: prometheus.NewRegistry()})
+	rdb := testkit.RedisPrefix(t)
+	srv, err := api.NewApp(config.API{}, api.Deps{Store: st, Pool: pool, Redis: rdb.Client, RedisPrefix: rdb.Prefix, Registry: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	_, key, err := st.CreateAPIKey(context.Background(), "cli", store.ScopeAdmin)
 	require.NoError(t, err)
 	// The CLI's database commands reach the schema through search_path in the URL.
-	dbURL := dbtest.DatabaseURL() + "&search_path=" + s.Name
+	dbURL := s.URL
 	return &testBundle{t: t, schema: s, env: map[string]string{
 		"DIONYSIA_API_URL": hs.URL, "DIONYSIA_API_KEY": key, "DIONYSIA_DATABASE_URL": dbURL,
 	}}

@@ -1,9 +1,8 @@
 package dispatch_test
 
 import (
-	"cmp"
 	"context"
-	"os"
+	"github.com/dionysia/dionysia/testkit"
 	"testing"
 	"time"
 
@@ -24,10 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// queueDB is the Redis database of the tests that enqueue asynq tasks
-// (asynq has no key prefix).
-const queueDB = 7
-
 type testBundle struct {
 	t      *testing.T
 	ctx    context.Context
@@ -44,22 +39,14 @@ func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	opts, err := redis.ParseURL(cmp.Or(os.Getenv("TEST_REDIS_URL"), dbtest.DefaultRedisURL))
-	require.NoError(t, err)
-	opts.DB = queueDB
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	prefix := "test:" + uuid.NewString() + ":"
-	t.Cleanup(func() {
-		iter := rdb.Scan(context.Background(), 0, prefix+"*", 100).Iterator()
-		for iter.Next(context.Background()) {
-			rdb.Del(context.Background(), iter.Val())
-		}
-	})
+	// asynq has no key prefix: the test gets a Redis database of its own.
+	r := testkit.RedisDatabase(t)
+	rdb, prefix := r.Client, r.Prefix
 	st := store.New(dbtest.New(t))
 	b := &testBundle{t: t, ctx: ctx, st: st, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb),
 		owners: ownership.New(rdb, ownership.Config{Prefix: prefix}), reg: prometheus.NewRegistry(),
 		tc: ingest.Transcodes{Store: st, EdgeSecret: "secret"}}
+	var err error
 	b.disp, err = dispatch.New(rdb, fleet.New(rdb, fleet.Config{Prefix: prefix}), b.owners, b.tc, dispatch.Config{
 		Dispatch: config.Dispatch{Interval: 50 * time.Millisecond, Grace: 200 * time.Millisecond,
 			MinInterval: 500 * time.Millisecond, FirstPickup: 400 * time.Millisecond},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestPublishRTMPLifecycle(t *testing.T) {
 	require.Positive(t, b.counter(t, edge.MetricIngestBitrate, "stream", streamID))
 
 	// The publisher stops: not_ready within 5 s, with its reason.
-	pub.interrupt(t)
+	pub.Interrupt(t)
 	stopped := time.Now()
 	end := b.api.waitEvent(t, endedWithin, isEnd(ready.SourceID))
 	t.Logf("end reported %s after the publisher stopped", end.Time.Sub(stopped).Round(time.Millisecond))
@@ -87,7 +88,7 @@ func TestPublishRTMPLifecycle(t *testing.T) {
 		return isReady(key)(ev) && ev.SourceID != ready.SourceID
 	})
 	require.Equal(t, streamID, ready2.StreamID)
-	require.True(t, pub2.running())
+	require.True(t, pub2.Running())
 
 	// No log line of ours or mediamtx's carries the key.
 	require.NotContains(t, b.logs.String(), key)
@@ -108,7 +109,7 @@ func TestPublishSRTLifecycle(t *testing.T) {
 	require.Equal(t, "H264", ready.Media.VideoCodec)
 	require.Positive(t, ready.Media.Width)
 
-	pub.interrupt(t)
+	pub.Interrupt(t)
 	stopped := time.Now()
 	end := b.api.waitEvent(t, endedWithin, isEnd(ready.SourceID))
 	t.Logf("end reported %s after the publisher stopped", end.Time.Sub(stopped).Round(time.Millisecond))
@@ -124,7 +125,7 @@ func TestPublishRefused(t *testing.T) {
 	t.Run("wrong key", func(t *testing.T) {
 		const wrong = "sk_wrong_key_123"
 		pub := b.publishRTMP(t, wrong)
-		require.Error(t, pub.wait(t, 20*time.Second), "ffmpeg must fail with a wrong key")
+		require.Error(t, pub.Wait(t, 20*time.Second), "ffmpeg must fail with a wrong key")
 		var denied bool
 		for _, a := range b.api.authCalls() {
 			if a.StreamKey == wrong && a.Action == edgeapi.ActionPublish {
@@ -142,15 +143,15 @@ func TestPublishRefused(t *testing.T) {
 	t.Run("wrong key over SRT", func(t *testing.T) {
 		const wrong = "sk_wrong_srt_456"
 		pub := b.publishSRT(t, wrong)
-		require.Error(t, pub.wait(t, 20*time.Second), "ffmpeg must fail with a wrong key")
+		require.Error(t, pub.Wait(t, 20*time.Second), "ffmpeg must fail with a wrong key")
 		require.Equal(t, float64(2), b.counter(t, edge.MetricPublishTotal, "result", "refused", "reason", "invalid_key"))
 	})
 
 	t.Run("bad path", func(t *testing.T) {
 		before := len(b.api.authCalls())
-		args := append(sourceArgs(t), "-f", "flv", b.rtmpBase+"/other/"+key)
-		pub := startFFmpeg(t, args...)
-		require.Error(t, pub.wait(t, 20*time.Second))
+		args := append(liveSource(t), "-f", "flv", b.rtmpBase+"/other/"+key)
+		pub := testkit.StartFFmpeg(t, args...)
+		require.Error(t, pub.Wait(t, 20*time.Second))
 		require.Len(t, b.api.authCalls(), before, "a bad path must be refused without asking the API")
 		require.Equal(t, float64(1), b.counter(t, edge.MetricPublishTotal, "result", "refused", "reason", edgeapi.ReasonBadPath))
 	})
@@ -165,13 +166,13 @@ func TestSecondPublisherRefused(t *testing.T) {
 	ready := b.api.waitEvent(t, liveWithin, isReady(key))
 
 	second := b.publishRTMP(t, key)
-	require.Error(t, second.wait(t, 20*time.Second), "a second publisher must be refused")
+	require.Error(t, second.Wait(t, 20*time.Second), "a second publisher must be refused")
 	second2 := b.publishSRT(t, key)
-	require.Error(t, second2.wait(t, 20*time.Second), "a second publisher over SRT must be refused")
+	require.Error(t, second2.Wait(t, 20*time.Second), "a second publisher over SRT must be refused")
 	require.Equal(t, float64(2), b.counter(t, edge.MetricPublishTotal, "result", "refused", "reason", edgeapi.ReasonAlreadyLive))
 
 	// The first one is untouched.
-	require.True(t, first.running())
+	require.True(t, first.Running())
 	for _, ev := range b.api.allEvents() {
 		if ev.SourceID == ready.SourceID {
 			require.Equal(t, edgeapi.EventReady, ev.Type, "the first publisher was ended")
@@ -192,8 +193,8 @@ func TestReadOnlyWithWorkerCredential(t *testing.T) {
 		b.rtmpBase + "/live/" + key + "?user=" + workerUser + "&pass=wrong",
 		"srt://" + b.srtAddr + "?streamid=read:live/" + key,
 	} {
-		reader := startFFmpeg(t, "-rw_timeout", "15000000", "-i", url, "-frames:v", "30", "-map", "0:v", "-c", "copy", "-f", "null", "-")
-		require.Error(t, reader.wait(t, 25*time.Second), "reader without a worker credential was let in")
+		reader := testkit.StartFFmpeg(t, "-rw_timeout", "15000000", "-i", url, "-frames:v", "30", "-map", "0:v", "-c", "copy", "-f", "null", "-")
+		require.Error(t, reader.Wait(t, 25*time.Second), "reader without a worker credential was let in")
 	}
 	logs := b.logs.String()
 	require.Contains(t, logs, `msg="read refused"`)
@@ -202,11 +203,11 @@ func TestReadOnlyWithWorkerCredential(t *testing.T) {
 	require.NotContains(t, logs, `msg="read accepted"`)
 
 	// A worker with its credential reads.
-	reader := startFFmpeg(t, "-i", b.rtmpBase+"/live/"+key+"?user="+workerUser+"&pass="+workerPassword,
+	reader := testkit.StartFFmpeg(t, "-i", b.rtmpBase+"/live/"+key+"?user="+workerUser+"&pass="+workerPassword,
 		"-frames:v", "30", "-map", "0:v", "-c", "copy", "-f", "null", "-")
 	// ffmpeg probes the clip's 5.1 AAC (a PCE config) for ~10-20 s before it
 	// starts: the bound is generous on purpose.
-	require.NoError(t, reader.wait(t, 60*time.Second), "worker read failed: %s", reader.out.String())
+	require.NoError(t, reader.Wait(t, 60*time.Second), "worker read failed: %s", reader.Out.String())
 	var allowed bool
 	for _, a := range b.api.authCalls() {
 		if a.Action == edgeapi.ActionRead && a.User == workerUser && a.Password == workerPassword {
@@ -245,7 +246,7 @@ func TestChildRestartReconciles(t *testing.T) {
 	b.api.waitSync(t, endedWithin, killed, func(s edgeapi.SyncRequest) bool { return s.Ready && len(s.Live) == 0 })
 
 	// The publisher lost its connection; publishing again is reported and synced.
-	_ = pub.wait(t, 30*time.Second)
+	_ = pub.Wait(t, 30*time.Second)
 	b.publishRTMP(t, key)
 	ready2 := b.api.waitEvent(t, liveWithin, func(ev edgeapi.Event) bool {
 		return isReady(key)(ev) && ev.SourceID != ready.SourceID
@@ -266,7 +267,7 @@ func TestKick(t *testing.T) {
 		pub := b.publishRTMP(t, key)
 		ready := b.api.waitEvent(t, liveWithin, isReady(key))
 		b.api.setKick(edgeapi.Kick{SourceID: ready.SourceID, Reason: "disconnect"})
-		require.Error(t, pub.wait(t, 15*time.Second), "ffmpeg should lose its connection")
+		require.Error(t, pub.Wait(t, 15*time.Second), "ffmpeg should lose its connection")
 		end := b.api.waitEvent(t, endedWithin, isEnd(ready.SourceID))
 		require.Equal(t, edgeapi.EndKicked, end.Reason)
 		require.Equal(t, "disconnect", end.Detail)
@@ -285,7 +286,7 @@ func TestKick(t *testing.T) {
 		require.NoError(t, err)
 		res.Body.Close()
 		require.Equal(t, http.StatusUnauthorized, res.StatusCode)
-		require.True(t, pub.running())
+		require.True(t, pub.Running())
 
 		client := &edgeapi.Client{Secret: testSecret}
 		out, err := client.Kick(t.Context(), ready.Edge.KickURL, edgeapi.KickRequest{Kick: []edgeapi.Kick{{StreamID: streamID, Reason: "key_rotated"}}})
@@ -294,7 +295,7 @@ func TestKick(t *testing.T) {
 		end := b.api.waitEvent(t, endedWithin, isEnd(ready.SourceID))
 		require.Equal(t, edgeapi.EndKicked, end.Reason)
 		require.Equal(t, "key_rotated", end.Detail)
-		require.Error(t, pub.wait(t, 15*time.Second))
+		require.Error(t, pub.Wait(t, 15*time.Second))
 	})
 }
 
@@ -369,7 +370,7 @@ func TestConfigFileAndAdmin(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	bin := mediamtxBinary(t)
+	bin := testkit.MediaMTX(t)
 	cases := map[string]struct {
 		cfg  edge.Config
 		want string
@@ -405,9 +406,9 @@ func TestPublishRTSP(t *testing.T) {
 	const key, streamID = "sk_rtsp_valid1", "stream-rtsp-1"
 	b := setup(t, map[string]string{key: streamID})
 
-	args := append(sourceArgs(t), "-f", "rtsp", "-rtsp_transport", "tcp",
+	args := append(liveSource(t), "-f", "rtsp", "-rtsp_transport", "tcp",
 		fmt.Sprintf("rtsp://127.0.0.1:%d/live/%s", b.cfg.RTSPPort, key))
-	pub := startFFmpeg(t, args...)
+	pub := testkit.StartFFmpeg(t, args...)
 	start := time.Now()
 	ready := b.api.waitEvent(t, liveWithin, isReady(key))
 	t.Logf("ready reported %s after the publisher started", ready.Time.Sub(start).Round(time.Millisecond))
@@ -420,7 +421,7 @@ func TestPublishRTSP(t *testing.T) {
 	b.api.setKick(edgeapi.Kick{SourceID: ready.SourceID, Reason: "disconnect"})
 	end := b.api.waitEvent(t, endedWithin, isEnd(ready.SourceID))
 	require.Equal(t, edgeapi.EndKicked, end.Reason)
-	require.Error(t, pub.wait(t, 15*time.Second))
+	require.Error(t, pub.Wait(t, 15*time.Second))
 }
 
 // mediamtx gets an allow-listed environment: none of the edge's secrets or

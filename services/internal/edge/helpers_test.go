@@ -4,17 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dionysia/dionysia/services/internal/testlog"
-	"io"
-	"log/slog"
-	"net"
+	"github.com/dionysia/dionysia/testkit"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,49 +23,6 @@ const (
 	workerUser     = "worker-1"
 	workerPassword = "worker-pass"
 )
-
-// repoRoot walks up to the directory holding go.work.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// mediamtxBinary is the project's pinned build (deploy/local/build-mediamtx.sh).
-func mediamtxBinary(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(repoRoot(t), "bin", "mediamtx")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("bin/mediamtx missing (run deploy/local/build-mediamtx.sh): %v", err)
-	}
-	return p
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
 
 // fakeAPI plays the API side of the edgeapi contract: it knows some stream
 // keys and one worker credential, and records everything the edge sends.
@@ -220,7 +170,7 @@ type testBundle struct {
 	edge     *edge.Edge
 	reg      *prometheus.Registry
 	cfg      edge.Config
-	logs     *testlog.Buffer
+	logs     *testkit.LogBuffer
 	stop     func()
 	rtmpBase string // rtmp://127.0.0.1:PORT
 	srtAddr  string // 127.0.0.1:PORT
@@ -234,23 +184,22 @@ func setup(t *testing.T, keys map[string]string) *testBundle {
 		ID:                 "edge-test",
 		APIURL:             api.srv.URL,
 		Secret:             testSecret,
-		MediaMTXPath:       mediamtxBinary(t),
+		MediaMTXPath:       testkit.MediaMTX(t),
 		WorkDir:            t.TempDir(),
 		BindAddress:        "127.0.0.1",
 		AdvertiseHost:      "127.0.0.1",
-		RTMPPort:           freeTCPPort(t),
-		SRTPort:            freeUDPPort(t),
-		RTSPPort:           freeTCPPort(t),
-		WebRTCPort:         freeTCPPort(t),
-		WebRTCUDPPort:      freeUDPPort(t),
+		RTMPPort:           testkit.FreePort(t),
+		SRTPort:            testkit.FreePort(t),
+		RTSPPort:           testkit.FreePort(t),
+		WebRTCPort:         testkit.FreePort(t),
+		WebRTCUDPPort:      testkit.FreePort(t),
 		HookAddress:        "127.0.0.1:0",
-		MediaMTXAPIAddress: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		MediaMTXAPIAddress: testkit.FreeAddr(t),
 		AdminAddress:       "127.0.0.1:0",
 		SyncInterval:       time.Second,
 		StopTimeout:        5 * time.Second,
 	}
-	logs := &testlog.Buffer{}
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := testkit.Logger(t)
 	reg := prometheus.NewRegistry()
 	e, err := edge.New(cfg, logger, reg)
 	require.NoError(t, err)
@@ -326,89 +275,18 @@ func (b *testBundle) counter(t *testing.T, name string, labels ...string) float6
 	return 0
 }
 
-// ffmpegProc is one ffmpeg process; killed by PID at cleanup.
-type ffmpegProc struct {
-	cmd  *exec.Cmd
-	out  *testlog.Buffer
-	done chan struct{}
-	err  error
-}
-
-// sourceArgs are ffmpeg input arguments: the shared clip looped in real
-// time, or generated content when the clip is absent (or when
-// DIONYSIA_TEST_GENERATED_SOURCE=1, to exercise that path).
-func sourceArgs(t *testing.T) []string {
-	t.Helper()
-	clip := filepath.Join(repoRoot(t), "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	if _, err := os.Stat(clip); err == nil && os.Getenv("DIONYSIA_TEST_GENERATED_SOURCE") != "1" {
-		return []string{"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy"}
-	}
-	return []string{
-		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "96k",
-	}
-}
-
-func startFFmpeg(t *testing.T, args ...string) *ffmpegProc {
-	t.Helper()
-	full := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)
-	p := &ffmpegProc{cmd: exec.Command("ffmpeg", full...), out: &testlog.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 // publishRTMP publishes the test source to live/key over RTMP.
-func (b *testBundle) publishRTMP(t *testing.T, key string) *ffmpegProc {
+func (b *testBundle) publishRTMP(t *testing.T, key string) *testkit.FFmpegProc {
 	t.Helper()
-	args := append(sourceArgs(t), "-f", "flv", b.rtmpBase+"/live/"+key)
-	return startFFmpeg(t, args...)
+	args := append(liveSource(t), "-f", "flv", b.rtmpBase+"/live/"+key)
+	return testkit.StartFFmpeg(t, args...)
 }
 
 // publishSRT publishes the test source to live/key over SRT.
-func (b *testBundle) publishSRT(t *testing.T, key string) *ffmpegProc {
+func (b *testBundle) publishSRT(t *testing.T, key string) *testkit.FFmpegProc {
 	t.Helper()
-	args := append(sourceArgs(t), "-f", "mpegts", "srt://"+b.srtAddr+"?streamid=publish:live/"+key+"&pkt_size=1316")
-	return startFFmpeg(t, args...)
-}
-
-// interrupt stops ffmpeg the way a user does (SIGINT: it closes cleanly).
-func (p *ffmpegProc) interrupt(t *testing.T) {
-	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
-	p.wait(t, 10*time.Second)
-}
-
-// wait waits for ffmpeg to exit and returns its error.
-func (p *ffmpegProc) wait(t *testing.T, timeout time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		t.Fatalf("ffmpeg still running after %s; output:\n%s", timeout, p.out.String())
-		return nil
-	}
-}
-
-func (p *ffmpegProc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	args := append(liveSource(t), "-f", "mpegts", "srt://"+b.srtAddr+"?streamid=publish:live/"+key+"&pkt_size=1316")
+	return testkit.StartFFmpeg(t, args...)
 }
 
 func isReady(key string) func(edgeapi.Event) bool {
@@ -421,4 +299,11 @@ func isEnd(sourceID string) func(edgeapi.Event) bool {
 	return func(ev edgeapi.Event) bool {
 		return ev.Type == edgeapi.EventNotReady && ev.SourceID == sourceID
 	}
+}
+
+// liveSource is the kit's real-time publisher input, without its size.
+func liveSource(t *testing.T) []string {
+	t.Helper()
+	args, _, _ := testkit.LiveSource(t)
+	return args
 }

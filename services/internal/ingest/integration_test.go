@@ -2,20 +2,14 @@ package ingest_test
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dionysia/dionysia/services/internal/testlog"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,7 +33,6 @@ import (
 const (
 	testSecret   = "ingest-integration-secret-0123"
 	workerSecret = "ingest-integration-worker-secret"
-	queueDB      = 7 // asynq has no key prefix: the queue tests' own Redis database
 	// liveWithin is how long the tests wait for live → API and stop → idle:
 	// a deadline for a loaded machine, not a target (the tests log the time
 	// it took; the e2e suite and the benchmarks report it).
@@ -61,35 +54,7 @@ type bundle struct {
 	stops    job.StopSignal
 	rtmpBase string
 	srtAddr  string
-	logs     *testlog.Buffer
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.work not found")
-		dir = parent
-	}
-}
-
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer pc.Close()
-		return pc.LocalAddr().(*net.UDPAddr).Port
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	logs     *testkit.LogBuffer
 }
 
 func setup(t *testing.T) *bundle { return setupWithGrace(t, time.Second) }
@@ -98,31 +63,16 @@ func setup(t *testing.T) *bundle { return setupWithGrace(t, time.Second) }
 // so deferred stops are carried out.
 func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	t.Helper()
-	mtx := filepath.Join(repoRoot(t), "bin", "mediamtx")
-	if _, err := os.Stat(mtx); err != nil {
-		t.Skipf("bin/mediamtx missing (deploy/local/build-mediamtx.sh): %v", err)
-	}
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg missing")
-	}
+	mtx := testkit.MediaMTX(t)
+	testkit.FFmpeg(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
 
-	opts, err := redis.ParseURL(cmp.Or(os.Getenv("TEST_REDIS_URL"), dbtest.DefaultRedisURL))
-	require.NoError(t, err)
-	opts.DB = queueDB
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	prefix := "test:" + uuid.NewString() + ":"
-	t.Cleanup(func() {
-		iter := rdb.Scan(context.Background(), 0, prefix+"*", 100).Iterator()
-		for iter.Next(context.Background()) {
-			rdb.Del(context.Background(), iter.Val())
-		}
-	})
+	// asynq has no key prefix: the test gets a Redis database of its own.
+	r := testkit.RedisDatabase(t)
+	rdb, prefix := r.Client, r.Prefix
 
-	logs := &testlog.Buffer{}
-	logger := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testlog.Writer{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logs := testkit.Logger(t)
 	pool := dbtest.New(t)
 	st := store.New(pool)
 	srv, err := api.NewApp(config.API{EdgeSecret: testSecret, WorkerSecret: workerSecret, Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
@@ -141,8 +91,8 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	cfg := edge.Config{
 		ID: "edge-it", APIURL: hs.URL, Secret: testSecret, MediaMTXPath: mtx, WorkDir: t.TempDir(),
 		BindAddress: "127.0.0.1", AdvertiseHost: "127.0.0.1",
-		RTMPPort: freePort(t, "tcp"), SRTPort: freePort(t, "udp"), RTSPPort: freePort(t, "tcp"), WebRTCPort: freePort(t, "tcp"),
-		WebRTCUDPPort: -1, HookAddress: "127.0.0.1:0", MediaMTXAPIAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
+		RTMPPort: testkit.FreePort(t), SRTPort: testkit.FreePort(t), RTSPPort: testkit.FreePort(t), WebRTCPort: testkit.FreePort(t),
+		WebRTCUDPPort: -1, HookAddress: "127.0.0.1:0", MediaMTXAPIAddress: testkit.FreeAddr(t),
 		AdminAddress: "127.0.0.1:0", SyncInterval: time.Second, StopTimeout: 5 * time.Second,
 	}
 	e, err := edge.New(cfg, logger, prometheus.NewRegistry())
@@ -162,23 +112,6 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, prefix: prefix,
 		stops: job.StopSignal{Redis: rdb, Prefix: prefix}, logs: logs,
 		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort), srtAddr: fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort)}
-	// Delete every task this test caused (those of streams in its own
-	// database schema).
-	t.Cleanup(func() {
-		tasks, err := b.insp.ListPendingTasks(job.QueueCPU, asynq.PageSize(1000))
-		if err != nil {
-			return
-		}
-		for _, ti := range tasks {
-			tr, err := job.Unmarshal(ti.Payload)
-			if err != nil {
-				continue
-			}
-			if _, err := st.GetStream(context.Background(), tr.StreamID); err == nil {
-				_ = b.insp.DeleteTask(job.QueueCPU, ti.ID)
-			}
-		}
-	})
 	require.Eventually(t, func() bool {
 		res, err := http.Get("http://" + e.AdminAddr() + "/readyz")
 		if err != nil {
@@ -277,7 +210,11 @@ func (b *bundle) waitTasks(session uuid.UUID) []job.Transcode {
 func (b *bundle) tasksOf(session uuid.UUID) []job.Transcode {
 	b.t.Helper()
 	tasks, err := b.insp.ListPendingTasks(job.QueueCPU, asynq.PageSize(1000))
-	require.NoError(b.t, err)
+	if err != nil {
+		// The test's own Redis database has no queue until the first task.
+		require.ErrorIs(b.t, err, asynq.ErrQueueNotFound)
+		return nil
+	}
 	var out []job.Transcode
 	for _, ti := range tasks {
 		if tr, err := job.Unmarshal(ti.Payload); err == nil && tr.SessionID == session {
@@ -295,66 +232,14 @@ func (b *bundle) createStream(name string) apiv1.Stream {
 	return s
 }
 
-// sourceArgs are ffmpeg's input arguments and the source's size: the shared
-// clip looped in real time, or a generated pattern when the clip is absent
-// (or DIONYSIA_TEST_GENERATED_SOURCE=1).
-func sourceArgs(t *testing.T) ([]string, int, int) {
-	t.Helper()
-	clip := filepath.Join(repoRoot(t), "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	if _, err := os.Stat(clip); err == nil && os.Getenv("DIONYSIA_TEST_GENERATED_SOURCE") != "1" {
-		return []string{"-re", "-stream_loop", "-1", "-i", clip, "-c", "copy"}, 1920, 1080
-	}
-	return []string{
-		"-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
-	}, 640, 360
+func (b *bundle) publishRTMP(key string) *testkit.FFmpegProc {
+	args, _, _ := testkit.LiveSource(b.t)
+	return testkit.StartFFmpeg(b.t, append(args, "-f", "flv", b.rtmpBase+"/live/"+key)...)
 }
 
-type ffmpeg struct {
-	cmd  *exec.Cmd
-	out  *testlog.Buffer
-	done chan struct{}
-	err  error
-}
-
-func (b *bundle) ffmpeg(args ...string) *ffmpeg {
-	b.t.Helper()
-	full := append([]string{"-hide_banner", "-nostdin", "-loglevel", "error"}, args...)
-	p := &ffmpeg{cmd: exec.Command("ffmpeg", full...), out: &testlog.Buffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	require.NoError(b.t, p.cmd.Start())
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	b.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill() // by PID
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (b *bundle) publishRTMP(key string) *ffmpeg {
-	args, _, _ := sourceArgs(b.t)
-	return b.ffmpeg(append(args, "-f", "flv", b.rtmpBase+"/live/"+key)...)
-}
-
-func (b *bundle) publishSRT(key string) *ffmpeg {
-	args, _, _ := sourceArgs(b.t)
-	return b.ffmpeg(append(args, "-f", "mpegts", "srt://"+b.srtAddr+"?streamid=publish:live/"+key+"&pkt_size=1316")...)
-}
-
-// exited waits for ffmpeg to end and returns its error.
-func (p *ffmpeg) exited(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(within):
-		t.Fatalf("ffmpeg still running after %s; output:\n%s", within, p.out.String())
-		return nil
-	}
+func (b *bundle) publishSRT(key string) *testkit.FFmpegProc {
+	args, _, _ := testkit.LiveSource(b.t)
+	return testkit.StartFFmpeg(b.t, append(args, "-f", "mpegts", "srt://"+b.srtAddr+"?streamid=publish:live/"+key+"&pkt_size=1316")...)
 }
 
 // stopRequested waits (past the 1 s reconnect grace of setup, with a deadline for a loaded machine) for
@@ -375,7 +260,7 @@ func TestIngestLifecycle(t *testing.T) {
 		t.Skip("real edge, mediamtx and ffmpeg publishers: skipped with -short")
 	}
 	b := setup(t)
-	_, wantW, wantH := sourceArgs(t)
+	_, wantW, wantH := testkit.LiveSource(t)
 	s := b.createStream("it")
 
 	// RTMP with a valid key: live with the source's size and codec within 5 s,
@@ -398,14 +283,14 @@ func TestIngestLifecycle(t *testing.T) {
 
 	// A second publisher on the live key is refused by the edge.
 	second := b.publishRTMP(s.StreamKey)
-	require.Error(t, second.exited(t, 20*time.Second))
+	require.Error(t, second.Wait(t, 20*time.Second))
 	require.Equal(t, sess.ID, b.stream(s.ID).Session.ID)
 
 	// The publisher stops: idle within 5 s, the session ended with its reason,
 	// the worker told to stop.
-	require.NoError(t, pub.cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, pub.Cmd.Process.Signal(syscall.SIGINT))
 	stopped := time.Now()
-	_ = pub.exited(t, 10*time.Second)
+	_ = pub.Wait(t, 10*time.Second)
 	ended := b.waitIdle(s.ID, liveWithin)
 	t.Logf("idle in the API %s after the publisher stopped", time.Since(stopped).Round(time.Millisecond))
 	require.Equal(t, sess.ID, ended.ID)
@@ -415,7 +300,7 @@ func TestIngestLifecycle(t *testing.T) {
 
 	// A wrong key is refused by the edge and nothing is enqueued.
 	wrong := b.publishRTMP("sk_" + strings.Repeat("0", 43))
-	require.Error(t, wrong.exited(t, 20*time.Second))
+	require.Error(t, wrong.Wait(t, 20*time.Second))
 	require.Len(t, b.sessions(s.ID), 1)
 	require.Contains(t, b.logs.String(), `reason=invalid_key`)
 
@@ -429,7 +314,7 @@ func TestIngestLifecycle(t *testing.T) {
 
 	// Disconnect kicks the publisher.
 	require.Equal(t, http.StatusAccepted, b.call(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/disconnect", nil, nil))
-	require.Error(t, pub.exited(t, 15*time.Second), "ffmpeg should lose its connection")
+	require.Error(t, pub.Wait(t, 15*time.Second), "ffmpeg should lose its connection")
 	ended = b.waitIdle(s.ID, liveWithin)
 	require.Equal(t, edgeapi.EndKicked, *ended.EndReason)
 	require.Equal(t, "disconnect", *ended.EndDetail)
@@ -439,13 +324,13 @@ func TestIngestLifecycle(t *testing.T) {
 	live = b.waitLive(s.ID, srtSess.ID, liveWithin)
 	var rotated apiv1.Stream
 	require.Equal(t, http.StatusOK, b.call(http.MethodPost, "/api/v1/streams/"+s.ID.String()+"/stream-key", nil, &rotated))
-	require.Error(t, pub.exited(t, 15*time.Second))
+	require.Error(t, pub.Wait(t, 15*time.Second))
 	ended = b.waitIdle(s.ID, liveWithin)
 	require.Equal(t, live.Session.ID, ended.ID)
 	require.Equal(t, edgeapi.EndKicked, *ended.EndReason)
 	require.Equal(t, "key_rotated", *ended.EndDetail)
 	old := b.publishRTMP(s.StreamKey)
-	require.Error(t, old.exited(t, 20*time.Second), "the old key is refused")
+	require.Error(t, old.Wait(t, 20*time.Second), "the old key is refused")
 	require.Equal(t, "idle", b.stream(s.ID).Status)
 
 	// mediamtx killed: restarted, the session ended, a republish is live again.
@@ -458,7 +343,7 @@ func TestIngestLifecycle(t *testing.T) {
 	require.Equal(t, live.Session.ID, ended.ID)
 	require.Equal(t, edgeapi.EndEdgeRestarted, *ended.EndReason)
 	require.Equal(t, edgeapi.EndEdgeRestarted, b.stopRequested(live.Session.ID))
-	_ = pub.exited(t, 30*time.Second)
+	_ = pub.Wait(t, 30*time.Second)
 	require.Eventually(t, func() bool {
 		st := b.edge.ChildState()
 		return st.Running && st.Generation > child.Generation
@@ -488,8 +373,8 @@ func TestPublisherReconnectResumesTheSession(t *testing.T) {
 	sess := live.Session
 	require.Len(t, b.waitTasks(sess.ID), 1)
 
-	require.NoError(t, pub.cmd.Process.Signal(syscall.SIGINT))
-	_ = pub.exited(t, 10*time.Second)
+	require.NoError(t, pub.Cmd.Process.Signal(syscall.SIGINT))
+	_ = pub.Wait(t, 10*time.Second)
 	ended := b.waitIdle(s.ID, liveWithin)
 	require.Equal(t, sess.ID, ended.ID)
 	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
@@ -500,7 +385,7 @@ func TestPublisherReconnectResumesTheSession(t *testing.T) {
 
 	dropped := time.Now()
 	pub = b.publishRTMP(s.StreamKey)
-	t.Cleanup(func() { _ = pub.cmd.Process.Kill() })
+	t.Cleanup(func() { _ = pub.Cmd.Process.Kill() })
 	require.Eventually(t, func() bool {
 		st := b.stream(s.ID)
 		return st.Status == "live" && st.Session != nil

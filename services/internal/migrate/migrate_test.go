@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"github.com/dionysia/dionysia/testkit/postgres"
 	"sync"
 	"testing"
 	"time"
@@ -15,9 +16,9 @@ func TestUpDownUp(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := dbtest.NewSchema(t)
+	s := postgres.NewSchema(t)
 	pool := s.Pool(t)
-	m := s.Migrator(t, pool)
+	m := dbtest.Migrator(t, s, pool)
 
 	countTables := func() int {
 		var n int
@@ -74,7 +75,7 @@ func TestConcurrentUpAppliesOnce(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := dbtest.NewSchema(t)
+	s := postgres.NewSchema(t)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -83,7 +84,7 @@ func TestConcurrentUpAppliesOnce(t *testing.T) {
 	)
 	for range 3 {
 		pool := s.Pool(t)
-		m := s.Migrator(t, pool) // same schema → same lock key
+		m := dbtest.Migrator(t, s, pool) // same schema → same lock key
 		wg.Go(func() {
 			rs, err := m.Up(ctx)
 			mu.Lock()
@@ -97,7 +98,7 @@ func TestConcurrentUpAppliesOnce(t *testing.T) {
 	wg.Wait()
 	require.Empty(t, errs)
 	pool := s.Pool(t)
-	st, err := s.Migrator(t, pool).Status(ctx)
+	st, err := dbtest.Migrator(t, s, pool).Status(ctx)
 	require.NoError(t, err)
 	require.Equal(t, len(st), total, "each migration applied by exactly one migrator")
 }

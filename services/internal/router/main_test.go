@@ -1,18 +1,15 @@
 package router_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
+	"github.com/dionysia/dionysia/testkit"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/dionysia/dionysia/services/internal/router/routertest"
+	"github.com/dionysia/dionysia/testkit/harness"
 )
 
 // Built once per test binary by TestMain.
@@ -35,12 +32,12 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	originBin = filepath.Join(tmp, "origin")
-	if err := routertest.BuildOrigin(ctx, originBin); err != nil {
+	if err := harness.BuildOrigin(ctx, originBin); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	mediaDir = filepath.Join(tmp, "media")
-	if err := routertest.MakeMedia(ctx, mediaDir); err != nil {
+	if _, err := harness.MakeMedia(ctx, mediaDir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -53,52 +50,11 @@ func run(m *testing.M) int {
 // stream's live policy itself.
 func startOrigin(t *testing.T, dataDir, workerID, prefix string) (string, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	args := []string{"-data", dataDir, "-worker-id", workerID, "-holds", "redis", "-redis-url", redisURL(), "-prefix", prefix}
-	cmd := exec.CommandContext(ctx, originBin, args...)
-	cmd.Env = append(os.Environ(), keysEnv)
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
+	args := []string{"-data", dataDir, "-worker-id", workerID, "-holds", "redis", "-redis-url", testkit.RedisURL(), "-prefix", prefix}
+	o, err := harness.StartOrigin(context.Background(), originBin, []string{keysEnv}, os.Stderr, args...)
 	if err != nil {
-		cancel()
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		cancel()
-	}
-	t.Cleanup(stop)
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case line, ok := <-lines:
-		if !ok {
-			t.Fatal("origin exited before listening")
-		}
-		url, found := strings.CutPrefix(line, "listening on ")
-		if !found {
-			t.Fatalf("unexpected origin output %q", line)
-		}
-		return url, stop
-	case <-time.After(10 * time.Second):
-		t.Fatal("origin did not start")
-	}
-	return "", stop
+	t.Cleanup(o.Stop)
+	return o.URL, o.Stop
 }

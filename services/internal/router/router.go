@@ -16,9 +16,10 @@ package router
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dionysia/dionysia/pkg/cors"
+	"github.com/dionysia/dionysia/pkg/problem"
 	"io"
 	"log/slog"
 	"net"
@@ -67,7 +68,7 @@ const (
 // Headers shared with the worker's origin.
 const (
 	// WorkerHeader names the worker that served (or was redirected to).
-	WorkerHeader = "X-Dionysia-Worker"
+	WorkerHeader = playback.WorkerHeader
 	// originStatusHeader/notHeld mark an origin's 404 for a stream it does
 	// not hold (see the worker's origin package).
 	originStatusHeader = "X-Dionysia-Origin-Status"
@@ -269,11 +270,11 @@ func (rt *Router) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rt *Router) live(w http.ResponseWriter, r *http.Request) {
-	setCORS(w.Header())
+	cors.Set(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		preflight(w)
+		cors.Preflight(w)
 		rt.requests.WithLabelValues(OutcomePreflight).Inc()
 		return
 	default:
@@ -496,32 +497,9 @@ func (rt *Router) clientIP(r *http.Request) string {
 	return host
 }
 
-func setCORS(hd http.Header) {
-	hd.Set("Access-Control-Allow-Origin", "*")
-	hd.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Last-Modified, Age, Retry-After, "+WorkerHeader)
-}
-
-func preflight(w http.ResponseWriter) {
-	hd := w.Header()
-	hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	hd.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
-	hd.Set("Access-Control-Max-Age", "86400")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-type problemBody struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-}
-
 func (rt *Router) problem(w http.ResponseWriter, status int, outcome, detail string) {
 	if outcome != "" {
 		rt.requests.WithLabelValues(outcome).Inc()
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	problem.Error(w, status, detail)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -27,13 +28,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 )
-
-func redisURL() string {
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/5"
-}
 
 var (
 	keyV1   = base64.StdEncoding.EncodeToString([]byte("router-test-key-v1-0123456789abc"))
@@ -58,22 +52,14 @@ type testBundle struct {
 // (in mode) in front of Redis with its ownership watcher running.
 func setup(t *testing.T, mode string, mutate func(*router.Config)) *testBundle {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	require.NoError(t, rdb.Ping(t.Context()).Err())
+	r := testkit.RedisPrefix(t)
+	rdb := r.Client
 	b := &testBundle{
-		rdb: rdb, prefix: "test:router:" + uuid.NewString()[:8] + ":",
+		rdb: rdb, prefix: r.Prefix,
 		dataDir: t.TempDir(), stream: uuid.NewString(), session: uuid.NewString(),
 		reg: prometheus.NewRegistry(),
 	}
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(context.Background(), b.prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(context.Background(), keys...)
-		}
-		rdb.Close()
-	})
+	var err error
 	b.store = ownership.New(rdb, ownership.Config{Prefix: b.prefix})
 	require.NoError(t, os.Symlink(mediaDir, filepath.Join(b.dataDir, b.stream)))
 	b.signer, err = playback.ParseKeys("v2:" + keyV2 + ",v1:" + keyV1)

@@ -12,9 +12,10 @@ package origin
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dionysia/dionysia/pkg/cors"
+	"github.com/dionysia/dionysia/pkg/problem"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -113,21 +114,15 @@ func New(cfg Config) (http.Handler, error) {
 	return h, nil
 }
 
-// CORS headers sent on every response, so browser players can read errors too.
-func setCORS(hd http.Header) {
-	hd.Set("Access-Control-Allow-Origin", "*")
-	hd.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Last-Modified, Age, X-Dionysia-Worker")
-}
-
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	setCORS(w.Header())
+	cors.Set(w.Header())
 	if h.cfg.WorkerID != "" {
-		w.Header().Set("X-Dionysia-Worker", h.cfg.WorkerID)
+		w.Header().Set(playback.WorkerHeader, h.cfg.WorkerID)
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		Preflight(w)
+		cors.Preflight(w)
 		h.requests.WithLabelValues(OutcomePreflight).Inc()
 		return
 	default:
@@ -253,16 +248,6 @@ func isAudio(file string) bool {
 	return false
 }
 
-// Preflight answers a CORS preflight request.
-func Preflight(w http.ResponseWriter) {
-	hd := w.Header()
-	setCORS(hd)
-	hd.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-	hd.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
-	hd.Set("Access-Control-Max-Age", "86400")
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // ClientIP is the address of the peer that sent r.
 func ClientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -272,17 +257,7 @@ func ClientIP(r *http.Request) string {
 	return host
 }
 
-type problemBody struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-}
-
 func (h *handler) problem(w http.ResponseWriter, status int, outcome, detail string) {
 	h.requests.WithLabelValues(outcome).Inc()
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problemBody{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	problem.Error(w, status, detail)
 }

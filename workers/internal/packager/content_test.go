@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +59,7 @@ func (s contentSpec) key() string { return fmt.Sprintf("%+v", s) }
 // loadContent encodes (once per spec and test binary) and demuxes a clip.
 func loadContent(t testing.TB, spec contentSpec) *testContent {
 	t.Helper()
+	testkit.FFmpeg(t)
 	v, _ := contentOnce.LoadOrStore(spec.key(), &contentResult{})
 	res := v.(*contentResult)
 	res.once.Do(func() { res.c, res.err = encodeContent(spec) })
@@ -66,9 +68,6 @@ func loadContent(t testing.TB, spec contentSpec) *testContent {
 }
 
 func encodeContent(spec contentSpec) (*testContent, error) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		return nil, fmt.Errorf("ffmpeg is required: %w", err)
-	}
 	dir, err := os.MkdirTemp("", "packager-content-")
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dionysia/dionysia/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -41,21 +42,6 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// repoRoot is the directory holding go.work.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "go.work not found above the package")
-		dir = parent
-	}
-}
-
 var genMu sync.Mutex
 
 // generate runs ffmpeg once per output name and returns the file's path.
@@ -71,7 +57,7 @@ func generate(t *testing.T, name string, args ...string) string {
 	defer cancel()
 	full := append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...)
 	full = append(full, out)
-	cmd := exec.CommandContext(ctx, "ffmpeg", full...)
+	cmd := exec.CommandContext(ctx, testkit.FFmpeg(t), full...)
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "ffmpeg %v: %s", full, b)
 	return out
@@ -81,11 +67,10 @@ func generate(t *testing.T, name string, args ...string) string {
 // or a generated equivalent when it is absent.
 func clip1080(t *testing.T) string {
 	t.Helper()
-	shared := filepath.Join(repoRoot(t), "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	if _, err := os.Stat(shared); err == nil {
+	if shared, ok := testkit.SharedClip(t); ok {
 		return shared
 	}
-	t.Logf("shared clip %s absent: generating one", shared)
+	t.Logf("shared clip %s absent: generating one", testkit.ClipName)
 	return generate(t, "gen1080p60.mp4",
 		"-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=60:duration=6",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
@@ -333,42 +318,16 @@ func (e edge) rtmpURL(path string) string { return "rtmp://" + e.rtmp + "/" + pa
 
 func (e edge) srtURL(path string) string { return "srt://" + e.srt + "?streamid=read:" + path }
 
-// freePort returns a port the kernel considers free on 127.0.0.1 for
-// network ("tcp" or "udp").
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMediaMTX runs bin/mediamtx with a minimal config on free ports of
+// startMediaMTX runs the pinned mediamtx (testkit.MediaMTX) with a minimal config on free ports of
 // 127.0.0.1 (every other listener off) and stops it at cleanup. Reading
 // needs reader/secret; publishing is open.
 func startMediaMTX(t *testing.T) edge {
 	t.Helper()
-	bin := filepath.Join(repoRoot(t), "bin", "mediamtx")
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		if _, err := os.Stat(bin); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Skipf("%s not built", bin)
-		}
-		time.Sleep(5 * time.Second)
-	}
+	bin := testkit.MediaMTX(t)
 	e := edge{
-		rtmp: fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
-		srt:  fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp")),
-		api:  fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")),
+		rtmp: testkit.FreeAddr(t),
+		srt:  testkit.FreeAddr(t),
+		api:  testkit.FreeAddr(t),
 	}
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`logLevel: warn

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"github.com/dionysia/dionysia/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +23,9 @@ import (
 // hexagonal (6.0) audio, which FFmpeg's encoder also signals with a PCE.
 func clipPCE(t *testing.T) string {
 	t.Helper()
-	shared := filepath.Join(repoRoot(t), "..", "shared", "media", "big_buck_bunny_1080p60_10s.mp4")
-	clip := shared
-	if _, err := os.Stat(shared); err != nil {
-		t.Logf("shared clip %s absent: generating a PCE clip", shared)
+	clip, ok := testkit.SharedClip(t)
+	if !ok {
+		t.Logf("shared clip %s absent: generating a PCE clip", testkit.ClipName)
 		clip = generate(t, "gen-pce.mp4",
 			"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=6",
 			"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",

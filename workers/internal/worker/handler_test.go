@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/dionysia/dionysia/testkit"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -34,12 +35,13 @@ import (
 // and the real packager, with the API side of the session-event contract
 // recorded by an HTTP server.
 type testBundle struct {
-	handler *Handler
-	rdb     *redis.Client
-	store   *ownership.Store
-	stops   job.StopSignal
-	events  *eventLog
-	dataDir string
+	handler  *Handler
+	rdb      *redis.Client
+	redisURL string // rdb's database, for child processes
+	store    *ownership.Store
+	stops    job.StopSignal
+	events   *eventLog
+	dataDir  string
 }
 
 type eventLog struct {
@@ -59,17 +61,10 @@ func (l *eventLog) types() []string {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	u := os.Getenv("TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/8"
-	}
-	opt, err := redis.ParseURL(u)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { _ = rdb.Close() })
-	require.NoError(t, rdb.Ping(context.Background()).Err(), "Redis must be running (deploy/local/setup.sh services)")
-
-	prefix := "test:" + uuid.NewString() + ":"
+	// The CPU path's elements (hwprobe.CPU).
+	testkit.GStreamer(t, hwprobe.ElemX264, hwprobe.ElemAVDecH264, hwprobe.ElemCPUScale, "h264parse", "avenc_aac", "appsink")
+	r := testkit.RedisPrefix(t)
+	rdb, prefix := r.Client, r.Prefix
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -113,7 +108,7 @@ func setup(t *testing.T) *testBundle {
 		EndLinger:   200 * time.Millisecond,
 		Run:         PipelineRunner(hwprobe.CPU(), nil, log),
 	}
-	return &testBundle{handler: h, rdb: rdb, store: store, stops: stops, events: events, dataDir: dataDir}
+	return &testBundle{handler: h, rdb: rdb, redisURL: r.URL, store: store, stops: stops, events: events, dataDir: dataDir}
 }
 
 var (
@@ -158,11 +153,7 @@ func liveSource(t *testing.T) string {
 // leaving); it is stopped at the end of the test anyway.
 func stoppableSource(t *testing.T) (string, func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port number (SRT is UDP; TCP's free port is free enough on loopback)
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	addr := fmt.Sprintf("srt://127.0.0.1:%d", port)
+	addr := fmt.Sprintf("srt://127.0.0.1:%d", testkit.FreePort(t)) // free for UDP (SRT) too
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
 		"-i", smallClip(t), "-c", "copy", "-f", "mpegts", addr+"?mode=listener")

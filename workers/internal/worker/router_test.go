@@ -27,7 +27,7 @@ import (
 func startRouter(t *testing.T, mode, redisURL, prefix string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dionysia")
-	build := exec.Command("go", "build", "-o", bin, "github.com/dionysia/dionysia/services/cmd/dionysia")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/dionysia/dionysia/services/cmd/dionysia") // just build's flags: its cache
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "building dionysia: %s", out)
@@ -63,12 +63,8 @@ func TestSignedStreamThroughTheRouterInRedirectMode(t *testing.T) {
 		t.Skip("builds and runs dionysia router: skipped with -short")
 	}
 	tb := setup(t)
-	redisURL := os.Getenv("TEST_REDIS_URL")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/8"
-	}
-	prefix := tb.store.Config().Prefix
-	routerURL := startRouter(t, "redirect", redisURL, prefix)
+	// The router reads the database and prefix the test's handler writes.
+	routerURL := startRouter(t, "redirect", tb.redisURL, tb.store.Config().Prefix)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux, err := NewServeMux(Config{ID: "worker-a", DataDir: tb.dataDir, PlaybackKeys: testPlaybackKeys},
