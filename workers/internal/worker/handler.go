@@ -302,7 +302,12 @@ func (h *Handler) runLoop(ctx context.Context, log *slog.Logger, t job.Transcode
 		if errors.Is(err, ErrSessionOver) {
 			return runOutcome{ended: true, reason: "session_over"}
 		}
-		if errors.Is(err, ErrPermanent) {
+		if errors.Is(err, ErrPermanent) && finite(src) {
+			// A file that cannot be transcoded never will be. A live source
+			// can: what a pull sees depends on when it joins and on what the
+			// publisher sends now (a read that caught no video yet, an
+			// encoder reconfigured on reconnect), so there a "permanent"
+			// failure spends the restart budget like any other.
 			return runOutcome{failed: err}
 		}
 		if time.Since(started) > grace {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,14 +155,23 @@ func liveSource(t *testing.T) string {
 func stoppableSource(t *testing.T) (string, func()) {
 	t.Helper()
 	addr := fmt.Sprintf("srt://127.0.0.1:%d", testkit.FreePort(t)) // free for UDP (SRT) too
+	stop := srtListener(t, addr, "-stream_loop", "-1", "-i", smallClip(t), "-c", "copy")
+	return addr + "?streamid=read:live/test", stop
+}
+
+// srtListener runs ffmpeg in real time with the input arguments given, as an
+// MPEG-TS SRT listener on addr, and returns a function that stops it (also
+// run at cleanup).
+func srtListener(t *testing.T, addr string, input ...string) func() {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-		"-i", smallClip(t), "-c", "copy", "-f", "mpegts", addr+"?mode=listener")
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-re"}, input...)
+	cmd := exec.CommandContext(ctx, "ffmpeg", append(args, "-f", "mpegts", addr+"?mode=listener")...)
 	require.NoError(t, cmd.Start())
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); _ = cmd.Wait() }) }
 	t.Cleanup(stop)
-	return addr + "?streamid=read:live/test", stop
+	return stop
 }
 
 // sources is the API side of job.SourcePath for the tests: session → what
@@ -417,4 +427,42 @@ func TestHandlerFetchesTheSourceForEveryRun(t *testing.T) {
 	media, err := os.ReadFile(filepath.Join(tb.dataDir, p.StreamID.String(), "360p", "index.m3u8"))
 	require.NoError(t, err)
 	require.Contains(t, string(media), "#EXT-X-ENDLIST")
+}
+
+// A live source that looks permanently bad to one pull (here: no video yet)
+// may be fine to the next: the session spends its restart budget instead of
+// failing at once, and carries on when the publisher sends video. (A file
+// that cannot be transcoded fails at once: TestHandlerFailsABadSourceWithAReason.)
+func TestHandlerRetriesALiveSourceThatHadNoVideo(t *testing.T) {
+	tb := setup(t)
+	tb.handler.SourceGrace = time.Minute
+	addr := fmt.Sprintf("srt://127.0.0.1:%d", testkit.FreePort(t))
+	audioOnly := srtListener(t, addr, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac")
+	p := payload(t, addr+"?streamid=read:live/test")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- tb.handler.ProcessTask(ctx, task(t, p)) }()
+
+	require.Eventually(t, func() bool { return slices.Contains(tb.events.types(), job.EventRestarted) }, 2*time.Minute,
+		50*time.Millisecond, "the audio-only pull fails and is retried")
+	require.NotContains(t, tb.events.types(), job.EventFailed, "a live source is not failed at its first try")
+	audioOnly()
+	srtListener(t, addr, "-stream_loop", "-1", "-i", smallClip(t), "-c", "copy")
+
+	segments := filepath.Join(tb.dataDir, p.StreamID.String(), "360p")
+	require.Eventually(t, func() bool {
+		m, _ := filepath.Glob(filepath.Join(segments, "*.m4s"))
+		return len(m) > 0
+	}, 2*time.Minute, 100*time.Millisecond, "segments once the publisher sends video")
+	require.NoError(t, tb.stops.Request(ctx, p.SessionID, "publisher_disconnected"))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("handler did not stop after the stop request")
+	}
+	types := tb.events.types()
+	require.Equal(t, job.EventFinished, types[len(types)-1], "events: %v", types)
+	require.NotContains(t, types, job.EventFailed)
 }
