@@ -122,6 +122,7 @@ var (
 // runs through it in a few seconds.
 func smallClip(t *testing.T) string {
 	t.Helper()
+	ffmpeg := testkit.FFmpeg(t)
 	clipOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dionysia-worker-test-")
 		if err != nil {
@@ -129,7 +130,7 @@ func smallClip(t *testing.T) string {
 			return
 		}
 		clip = filepath.Join(dir, "clip.mp4")
-		out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		out, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
 			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 			"-t", "4", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-ac", "2", clip).CombinedOutput()
@@ -160,18 +161,18 @@ func stoppableSource(t *testing.T) (string, func()) {
 }
 
 // srtListener runs ffmpeg in real time with the input arguments given, as an
-// MPEG-TS SRT listener on addr, and returns a function that stops it (also
-// run at cleanup).
+// MPEG-TS SRT listener on addr, and returns a function that stops it (the kit
+// also kills it at cleanup).
 func srtListener(t *testing.T, addr string, input ...string) func() {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"-hide_banner", "-loglevel", "error", "-re"}, input...)
-	cmd := exec.CommandContext(ctx, "ffmpeg", append(args, "-f", "mpegts", addr+"?mode=listener")...)
-	require.NoError(t, cmd.Start())
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); _ = cmd.Wait() }) }
-	t.Cleanup(stop)
-	return stop
+	args := append(append([]string{"-re"}, input...), "-f", "mpegts", addr+"?mode=listener")
+	p := testkit.StartFFmpeg(t, args...)
+	return func() {
+		if p.Running() {
+			_ = p.Cmd.Process.Kill()
+			_ = p.Wait(t, 30*time.Second)
+		}
+	}
 }
 
 // sources is the API side of job.SourcePath for the tests: session → what
