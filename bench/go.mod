@@ -4,7 +4,7 @@ go 1.26.8
 
 require (
 	github.com/dionysia/dionysia/pkg v0.0.0
-	github.com/dionysia/dionysia/testkit v0.0.0
+	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/stretchr/testify v1.12.1
@@ -25,4 +25,4 @@ require (
 
 replace github.com/dionysia/dionysia/pkg => ../pkg
 
-replace github.com/dionysia/dionysia/testkit => ../testkit
+replace github.com/dionysia/dionysia/pkg/testkit => ../pkg/testkit

@@ -187,7 +187,7 @@ for must in (".git", ".dev", "bin", "**/node_modules"):
     if must not in ignore:
         err(".dockerignore", f"must exclude {must}")
 import fnmatch
-for need in ["go.work", "go.work.sum", "deploy/local/player-assets.sh", "deploy/local/build-mediamtx.sh"] + \
+for need in ["go.work", "go.work.sum", "deploy/local/player-assets.sh", "deploy/local/build-mediamtx.sh", "deploy/local/lib.sh"] + \
         [f"{m}/go.mod" for m in modules]:
     for pat in ignore:
         if not pat.startswith("!") and (fnmatch.fnmatch(need, pat.replace("**/", "")) or

@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"context"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"os"
 	"path/filepath"
 	"testing"

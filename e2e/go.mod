@@ -4,7 +4,7 @@ go 1.26.8
 
 require (
 	github.com/chromedp/chromedp v0.14.2
-	github.com/dionysia/dionysia/testkit v0.0.0
+	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -28,4 +28,4 @@ require (
 	golang.org/x/text v0.41.0 // indirect
 )
 
-replace github.com/dionysia/dionysia/testkit => ../testkit
+replace github.com/dionysia/dionysia/pkg/testkit => ../pkg/testkit

@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"context"
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 	"os"
 	"path/filepath"
 	"sync"

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 // Options shape a platform.

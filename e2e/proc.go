@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 // Proc is a child process started by a test (harness.Proc).

@@ -3,7 +3,7 @@ module github.com/dionysia/dionysia/pkg
 go 1.26.8
 
 require (
-	github.com/dionysia/dionysia/testkit v0.0.0
+	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/google/uuid v1.6.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/spf13/pflag v1.0.9
@@ -17,4 +17,4 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 )
 
-replace github.com/dionysia/dionysia/testkit => ../testkit
+replace github.com/dionysia/dionysia/pkg/testkit => ./testkit

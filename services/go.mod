@@ -5,7 +5,7 @@ go 1.26.8
 require (
 	github.com/dionysia/dionysia/migrations v0.0.0
 	github.com/dionysia/dionysia/pkg v0.0.0
-	github.com/dionysia/dionysia/testkit v0.0.0
+	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/google/uuid v1.6.0
 	github.com/hibiken/asynq v0.26.0
@@ -52,4 +52,4 @@ replace github.com/dionysia/dionysia/pkg => ../pkg
 
 replace github.com/dionysia/dionysia/migrations => ../migrations
 
-replace github.com/dionysia/dionysia/testkit => ../testkit
+replace github.com/dionysia/dionysia/pkg/testkit => ../pkg/testkit

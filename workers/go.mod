@@ -9,7 +9,7 @@ require (
 	github.com/Eyevinn/mp4ff v0.51.0
 	github.com/bluenviron/mediacommon/v2 v2.9.3
 	github.com/dionysia/dionysia/pkg v0.0.0
-	github.com/dionysia/dionysia/testkit v0.0.0
+	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/go-gst/go-glib v1.4.0
 	github.com/go-gst/go-gst v1.4.0
 	github.com/google/uuid v1.6.0
@@ -45,4 +45,4 @@ require (
 
 replace github.com/dionysia/dionysia/pkg => ../pkg
 
-replace github.com/dionysia/dionysia/testkit => ../testkit
+replace github.com/dionysia/dionysia/pkg/testkit => ../pkg/testkit

@@ -32,7 +32,7 @@ WORKDIR /src
 FROM build-base AS mediamtx
 ARG MEDIAMTX_VERSION=v1.20.1
 ARG HLSJS_VERSION=1.7.0
-COPY deploy/local/build-mediamtx.sh deploy/local/build-mediamtx.sh
+COPY deploy/local/build-mediamtx.sh deploy/local/lib.sh deploy/local/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     MEDIAMTX_VERSION="${MEDIAMTX_VERSION}" HLSJS_VERSION="${HLSJS_VERSION}" deploy/local/build-mediamtx.sh
 

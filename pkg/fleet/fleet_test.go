@@ -9,7 +9,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/fleet"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 )
 
 func setup(t *testing.T, cfg fleet.Config) *fleet.Registry {

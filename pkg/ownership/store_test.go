@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 )
 
 type testBundle struct {

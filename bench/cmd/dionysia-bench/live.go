@@ -13,7 +13,7 @@ import (
 	"github.com/dionysia/dionysia/bench/internal/live"
 	"github.com/dionysia/dionysia/bench/internal/measure"
 	"github.com/dionysia/dionysia/bench/internal/report"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,7 +1,7 @@
 package live
 
 import (
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"os/exec"
 	"testing"
 	"time"

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/bench/internal/measure"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 // Bench drives one running platform.

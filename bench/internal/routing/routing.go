@@ -20,8 +20,8 @@ import (
 
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 // Config says what to run.

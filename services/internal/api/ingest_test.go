@@ -3,7 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"net/http"
 	"net/http/httptest"
 	"strings"

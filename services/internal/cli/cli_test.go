@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/postgres"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/postgres"
 	"net/http/httptest"
 	"os"
 	"path/filepath"

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dionysia/dionysia/pkg/testkit/postgres"
 	"github.com/dionysia/dionysia/services/internal/migrate"
-	"github.com/dionysia/dionysia/testkit/postgres"
 )
 
 // Migrator returns a migrator for the schema with its own advisory lock key,

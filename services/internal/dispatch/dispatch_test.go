@@ -2,7 +2,7 @@ package dispatch_test
 
 import (
 	"context"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"testing"
 	"time"
 

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"io"
 	"net/http"
 	"net/http/httptest"

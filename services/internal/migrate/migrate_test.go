@@ -2,7 +2,7 @@ package migrate_test
 
 import (
 	"context"
-	"github.com/dionysia/dionysia/testkit/postgres"
+	"github.com/dionysia/dionysia/pkg/testkit/postgres"
 	"sync"
 	"testing"
 	"time"

@@ -3,13 +3,13 @@ package router_test
 import (
 	"context"
 	"fmt"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 // Built once per test binary by TestMain.

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"github.com/dionysia/dionysia/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/postgres"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/postgres"
 )
 
 func TestSchemaIsTheTestsOwnAndDroppedAtCleanup(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/postgres"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/postgres"
 )
 
 // Options shape a platform. BinDir, MediaMTX, LogDir and WorkDir are required.

@@ -1,4 +1,4 @@
-module github.com/dionysia/dionysia/testkit
+module github.com/dionysia/dionysia/pkg/testkit
 
 go 1.26.8
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dionysia/dionysia/testkit"
-	"github.com/dionysia/dionysia/testkit/harness"
+	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/dionysia/dionysia/pkg/testkit/harness"
 )
 
 func TestProcLogsStopsAndTails(t *testing.T) {
