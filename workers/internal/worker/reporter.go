@@ -1,15 +1,12 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/job"
@@ -59,26 +56,13 @@ func (r *Reporter) Report(ctx context.Context, ev job.SessionEvent) {
 }
 
 func (r *Reporter) post(ctx context.Context, ev job.SessionEvent, body []byte) error {
-	url := strings.TrimRight(r.APIURL, "/") + job.SessionEventPath(ev.SessionID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+r.Secret)
-	client := r.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	status, _, msg, err := apiCall(ctx, r.Client, r.APIURL, r.Secret, http.MethodPost, job.SessionEventPath(ev.SessionID), body)
 	if err != nil {
 		return fmt.Errorf("posting session event: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		err := fmt.Errorf("posting session event: %s: %s", resp.Status, bytes.TrimSpace(msg))
-		if resp.StatusCode/100 == 4 {
+	if status/100 != 2 {
+		err := fmt.Errorf("posting session event: %d %s: %s", status, http.StatusText(status), problemDetail(msg))
+		if status/100 == 4 {
 			// A wrong secret or an unknown session: retrying cannot help.
 			return permanentError{err}
 		}

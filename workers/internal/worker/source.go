@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/job"
@@ -56,38 +54,27 @@ func (s *Sources) Fetch(ctx context.Context, sessionID uuid.UUID) (job.Source, e
 }
 
 func (s *Sources) get(ctx context.Context, sessionID uuid.UUID) (job.Source, error) {
-	url := strings.TrimRight(s.APIURL, "/") + job.SourcePath(sessionID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return job.Source{}, fmt.Errorf("building source request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.Secret)
-	client := s.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	status, header, body, err := apiCall(ctx, s.Client, s.APIURL, s.Secret, http.MethodGet, job.SourcePath(sessionID), nil)
 	if err != nil {
 		return job.Source{}, transientError{fmt.Errorf("fetching the source of session %s: %w", sessionID, err)}
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	statusText := fmt.Sprintf("%d %s", status, http.StatusText(status))
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case status == http.StatusOK:
 		var src job.Source
 		if err := json.Unmarshal(body, &src); err != nil || src.URL == "" {
 			return job.Source{}, fmt.Errorf("fetching the source of session %s: malformed answer", sessionID)
 		}
 		return src, nil
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusConflict:
-		return job.Source{}, fmt.Errorf("%w: %s: %s", ErrSessionOver, resp.Status, problemDetail(body))
-	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+	case status == http.StatusNotFound || status == http.StatusConflict:
+		return job.Source{}, fmt.Errorf("%w: %s: %s", ErrSessionOver, statusText, problemDetail(body))
+	case status == http.StatusServiceUnavailable && header.Get("Retry-After") != "":
 		return job.Source{}, fmt.Errorf("%w: %s", errSourcePaused, problemDetail(body))
-	case resp.StatusCode >= 500:
-		return job.Source{}, transientError{fmt.Errorf("fetching the source of session %s: %s: %s", sessionID, resp.Status, problemDetail(body))}
+	case status >= 500:
+		return job.Source{}, transientError{fmt.Errorf("fetching the source of session %s: %s: %s", sessionID, statusText, problemDetail(body))}
 	default:
 		// A wrong worker secret and the like: retrying cannot help.
-		return job.Source{}, fmt.Errorf("fetching the source of session %s: %s: %s", sessionID, resp.Status, problemDetail(body))
+		return job.Source{}, fmt.Errorf("fetching the source of session %s: %s: %s", sessionID, statusText, problemDetail(body))
 	}
 }
 
