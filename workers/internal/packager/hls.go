@@ -2,7 +2,9 @@ package packager
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -126,4 +128,30 @@ func (p *Packager) writeMultivariant() error {
 	}
 	p.lastMaster = bytes.Clone(data)
 	return nil
+}
+
+// endEarlierPlaylists appends EXT-X-ENDLIST to the media playlists in dir that
+// lack it: the output of an earlier packager of the stream (a worker that lost
+// the stream and got it back, whose new run ended before any output). Its
+// DASH manifest stays dynamic: its players see the stream end when the origin
+// stops serving it.
+func endEarlierPlaylists(dir string) error {
+	paths, err := filepath.Glob(filepath.Join(dir, "*", MediaPlaylistName))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if bytes.Contains(b, []byte("#EXT-X-ENDLIST")) {
+			continue
+		}
+		b = append(bytes.TrimRight(b, "\n"), []byte("\n#EXT-X-ENDLIST\n")...)
+		errs = append(errs, writeFileAtomic(path, b))
+	}
+	return errors.Join(errs...)
 }

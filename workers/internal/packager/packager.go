@@ -554,12 +554,19 @@ func (p *Packager) finishRun() error {
 
 // Close flushes the open segments and rewrites the playlists. ended=true means
 // the stream is over: the HLS playlists get EXT-X-ENDLIST and the MPD becomes
-// static with a mediaPresentationDuration. Later calls return ErrClosed.
+// static with a mediaPresentationDuration. A packager that ends without ever
+// having had tracks ends the HLS playlists an earlier packager of the stream
+// left in its directory instead (its players are watching those). Later calls
+// return ErrClosed.
 func (p *Packager) Close(ended bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil
+	}
+	if ended && len(p.order) == 0 {
+		p.closed, p.ended = true, true
+		return endEarlierPlaylists(p.cfg.Dir)
 	}
 	err := p.finishRun()
 	p.closed = true

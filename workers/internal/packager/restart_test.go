@@ -243,3 +243,32 @@ func keysOf(m map[string]string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A worker that lost a stream and got it back starts a new packager on the
+// directory of its earlier one. When the new run ends before any output (the
+// publisher left meanwhile), the earlier playlists, which players are
+// watching, still end.
+func TestPackagerEndsAnEarlierPackagersPlaylists(t *testing.T) {
+	t.Parallel()
+	c := loadContent(t, defaultSpec)
+	b := setup(t, Config{})
+	require.NoError(t, b.p.Tracks(c.video, c.audio))
+	feed(t, b.p, c.interleaved(0))
+	require.NoError(t, b.p.Close(false), "the earlier packager lost the stream: its playlists stay open")
+	media := filepath.Join(b.dir, "360p", MediaPlaylistName)
+	before, err := os.ReadFile(media)
+	require.NoError(t, err)
+	require.NotContains(t, string(before), "#EXT-X-ENDLIST")
+	segs := playlistSegments(readMediaPlaylist(t, media))
+
+	again, err := New(Config{Dir: b.dir, Logger: b.p.log})
+	require.NoError(t, err)
+	require.NoError(t, again.Close(true), "the new run ended without tracks")
+	after, err := os.ReadFile(media)
+	require.NoError(t, err)
+	require.Equal(t, strings.TrimRight(string(before), "\n")+"\n#EXT-X-ENDLIST\n", string(after))
+	ended := readMediaPlaylist(t, media)
+	require.True(t, ended.Closed, "the playlist parses as ended")
+	require.Equal(t, segs, playlistSegments(ended), "the same segments, now ended")
+	require.NoError(t, again.Close(true), "closing twice is harmless")
+}
