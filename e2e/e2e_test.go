@@ -275,12 +275,25 @@ func TestPlatform(t *testing.T) {
 		before := segmentNumber(lastURI(Get(t, media).Body))
 		require.Positive(t, before)
 		p.RestartRedis(t)
-		// Fresh: a segment numbered after the last one before the restart,
-		// listed and served through the router.
+		restarted := time.Now()
+		// Fresh: the stream is owned again under a lease taken after the
+		// restart, and its owner serves a playlist of the new run only (all
+		// of it after the last segment before the restart) through the
+		// router. A segment the old run wrote before it noticed its lease
+		// was gone does not count.
 		took := Eventually(t, 60*time.Second, 200*time.Millisecond, "a fresh segment after the Redis restart", func() bool {
+			owner, err := p.Redis.HGetAll(context.Background(), "dionysia:stream:"+st.ID+":owner").Result()
+			if err != nil {
+				return false
+			}
+			acquired, _ := strconv.ParseInt(owner["acquired_at"], 10, 64)
+			if acquired < restarted.UnixMilli() {
+				return false
+			}
 			f := Get(t, media)
 			seg := lastURI(f.Body)
-			return f.Status == http.StatusOK && segmentNumber(seg) > before &&
+			return f.Status == http.StatusOK && f.Header.Get("X-Dionysia-Worker") == owner["worker_id"] &&
+				segmentNumber(firstURI(f.Body)) > before &&
 				Get(t, strings.TrimSuffix(media, "index.m3u8")+seg).Status == http.StatusOK
 		})
 		t.Logf("REDIS RESTART: Redis lost everything; the router served a segment produced after the restart %s later",
@@ -381,6 +394,16 @@ func segmentNumber(uri string) int64 {
 }
 
 // lastURI returns the last media URI of a media playlist.
+// firstURI returns the first media URI of a media playlist.
+func firstURI(playlist []byte) string {
+	for _, l := range strings.Split(string(playlist), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			return l
+		}
+	}
+	return ""
+}
+
 func lastURI(playlist []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(playlist)), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
