@@ -226,7 +226,7 @@ func setup(t *testing.T, keys map[string]string) *testBundle {
 		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort),
 		srtAddr:  fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort),
 	}
-	b.waitReady(t, 15*time.Second)
+	b.waitReady(t, liveWithin)
 	return b
 }
 
