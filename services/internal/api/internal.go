@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/dionysia/dionysia/pkg/problem"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
@@ -144,8 +145,13 @@ func (s *Server) sessionSource(c *echo.Context) error {
 	case errors.Is(err, ingest.ErrSessionOver):
 		return conflict("%s: its worker must end it", err.Error())
 	case errors.Is(err, ingest.ErrSessionPaused):
+		// Expected while a publisher may still reconnect (the worker asks
+		// every second): answered, not logged as a failure.
 		c.Response().Header().Set("Retry-After", "1")
-		return newProblem(http.StatusServiceUnavailable, "%s", err.Error())
+		p := problem.New(http.StatusServiceUnavailable, err.Error())
+		p.Instance = c.Request().URL.Path
+		problem.Write(c.Response(), p)
+		return nil
 	case err != nil:
 		return err
 	}
