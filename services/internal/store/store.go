@@ -67,18 +67,36 @@ func interpretError(err error) error {
 
 // Store reads and writes Dionysia's tables.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *dbq.Queries
+	db beginner // the pool, or the transaction of InTx
+	q  *dbq.Queries
+}
+
+// beginner is what both *pgxpool.Pool and pgx.Tx are: something that runs
+// queries and begins a transaction (on a pgx.Tx, a savepoint).
+type beginner interface {
+	dbq.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // New returns a Store on pool.
 func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbq.New(pool)}
+	return &Store{db: pool, q: dbq.New(pool)}
 }
 
-// tx runs fn in a transaction, committing when it returns nil.
+// tx runs fn in a transaction, committing when it returns nil. Inside InTx
+// it is a savepoint of InTx's transaction.
 func (s *Store) tx(ctx context.Context, fn func(q *dbq.Queries) error) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return fn(s.q.WithTx(tx)) })
+}
+
+// InTx runs fn with a Store whose every call joins one transaction, and
+// commits it when fn returns nil (rolls it back otherwise). It is how a
+// change and the event recording it (AppendEvent) are written together: the
+// event exists if and only if the change was committed.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		return fn(&Store{db: tx, q: s.q.WithTx(tx)})
+	})
 }
 
 // Page selects a page of a list ordered by id. After is the last id of the

@@ -23,6 +23,16 @@ type ApiKey struct {
 	RevokedAt  *time.Time
 }
 
+type Event struct {
+	ID        uuid.UUID
+	Seq       int64
+	Type      string
+	StreamID  *uuid.UUID
+	WebhookID *uuid.UUID
+	CreatedAt time.Time
+	Data      []byte
+}
+
 type Profile struct {
 	ID          uuid.UUID
 	Name        string
@@ -77,4 +87,52 @@ type StreamSession struct {
 	LastSeenAt            *time.Time
 	WorkerStopAt          *time.Time
 	WorkerStoppedAt       *time.Time
+}
+
+type Webhook struct {
+	ID                      uuid.UUID
+	Url                     string
+	Description             string
+	EventTypes              []string
+	StreamID                *uuid.UUID
+	Enabled                 bool
+	Secret                  string
+	PreviousSecret          *string
+	PreviousSecretExpiresAt *time.Time
+	ConsecutiveFailures     int32
+	DisabledReason          *string
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+type WebhookAttempt struct {
+	ID          uuid.UUID
+	DeliveryID  uuid.UUID
+	AttemptedAt time.Time
+	StatusCode  *int32
+	LatencyMs   int32
+	Error       *string
+}
+
+type WebhookDelivery struct {
+	ID             uuid.UUID
+	WebhookID      uuid.UUID
+	EventID        uuid.UUID
+	EventSeq       int64
+	StreamID       *uuid.UUID
+	Status         string
+	Attempts       int32
+	NextAttemptAt  time.Time
+	LastStatusCode *int32
+	LastError      *string
+	CreatedAt      time.Time
+	DeliveredAt    *time.Time
+	FailedAt       *time.Time
+}
+
+type WorkersSeen struct {
+	ID        string
+	UpAt      time.Time
+	LostAt    *time.Time
+	UpdatedAt time.Time
 }
