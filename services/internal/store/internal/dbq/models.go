@@ -87,6 +87,7 @@ type StreamSession struct {
 	LastSeenAt            *time.Time
 	WorkerStopAt          *time.Time
 	WorkerStoppedAt       *time.Time
+	EndRecordedAt         *time.Time
 }
 
 type Webhook struct {
