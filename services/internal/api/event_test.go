@@ -122,6 +122,11 @@ func TestEventFeed(t *testing.T) {
 	// Following: after an event, oldest first, until caught up.
 	newest := b.events("/api/v1/events")
 	oldest := newest.Data[len(newest.Data)-1]
+	// A follower sees an event once the transactions that began before it
+	// ended (other tests' too, in this database): wait until all have.
+	require.Eventually(t, func() bool {
+		return len(b.events("/api/v1/events?after="+oldest.ID.String()).Data) == len(all)-1
+	}, 30*time.Second, 20*time.Millisecond)
 	follow := b.events("/api/v1/events?limit=2&after=" + oldest.ID.String())
 	require.Nil(t, follow.NextCursor)
 	require.Equal(t, []string{event.StreamCreated, event.SessionStarted}, typesOf(follow.Data))

@@ -31,6 +31,7 @@ type Event struct {
 	WebhookID *uuid.UUID
 	CreatedAt time.Time
 	Data      []byte
+	Xact      int64
 }
 
 type Profile struct {
