@@ -124,8 +124,11 @@ func (s *Service) recordEnd(ctx context.Context, tx *store.Store, sess store.Ses
 // recordStarted records a worker's start of a session's transcode in one
 // transaction with the session's new worker: transcode.started, and
 // stream.failover when the session ran on another worker before. The gap is
-// measured from that worker's last heartbeat (lastSeen, looked up before the
-// transaction; nil when unknown) to now.
+// measured from that worker's last fleet heartbeat (lastSeen, looked up in
+// Redis while the session's row is locked, so that it is the worker being
+// replaced; nil when unknown) to now, when the API records the new start.
+// A worker that restarts under the same id and takes its session back is
+// not a failover: the session stays on "the same" worker.
 func (s *Service) recordStarted(ctx context.Context, sessionID uuid.UUID, workerID string, lastSeen func(prev string) *time.Time) (store.Session, error) {
 	var out store.Session
 	err := s.st.InTx(ctx, func(tx *store.Store) error {
