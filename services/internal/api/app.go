@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/pkg/fleet"
@@ -51,6 +52,7 @@ type App struct {
 	server     *Server
 	dispatcher *dispatch.Dispatcher
 	ingest     *ingest.Service // nil without an edge secret
+	pruner     *EventPruner
 }
 
 // NewApp constructs the API's components; it starts nothing. cfg is
@@ -70,8 +72,11 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 
 	// The dispatcher enqueues a transcode per live session; its watchdog
 	// re-dispatches sessions whose worker is gone (started by Run).
+	// Its look at the fleet records worker.up and worker.lost.
+	workerEvents := &WorkerEvents{Store: d.Store, Logger: log}
 	disp, err := dispatch.New(d.Redis, workers, owners, ingest.Transcodes{Store: d.Store, EdgeSecret: cfg.EdgeSecret},
-		dispatch.Config{Dispatch: cfg.Dispatch, Prefix: prefix, Logger: log, Registerer: d.Registry})
+		dispatch.Config{Dispatch: cfg.Dispatch, Prefix: prefix, Logger: log, Registerer: d.Registry,
+			ObserveFleet: workerEvents.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +88,7 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	} else {
 		ing, err = ingest.New(d.Store, disp, job.StopSignal{Redis: d.Redis, Prefix: prefix},
 			ingest.Config{EdgeSecret: cfg.EdgeSecret, ReconnectGrace: cfg.Dispatch.ReconnectGrace,
+				EventData: EventData{Public: cfg.Public}, Workers: ingest.LastSeenFunc(lastHeartbeat(workers)),
 				Logger: log, Registerer: d.Registry})
 		if err != nil {
 			return nil, err
@@ -106,7 +112,26 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing}, nil
+	// The event log's retention.
+	pruner := &EventPruner{Store: d.Store, Retention: cfg.EventRetention, Logger: log}
+	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner}, nil
+}
+
+// lastHeartbeat looks a worker's last heartbeat up in the fleet: where a
+// stream.failover's gap starts.
+func lastHeartbeat(workers *fleet.Registry) func(ctx context.Context, id string) (time.Time, bool, error) {
+	return func(ctx context.Context, id string) (time.Time, bool, error) {
+		ws, err := workers.List(ctx)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		for _, w := range ws {
+			if w.ID == id {
+				return w.LastSeen, true, nil
+			}
+		}
+		return time.Time{}, false, nil
+	}
 }
 
 // Run starts the background loops (RunBackground) and serves HTTP on ln
@@ -128,12 +153,13 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// RunBackground runs the dispatch watchdog and the ingest lifecycle's worker
-// stops until ctx ends. Run runs it; tests that serve Handler themselves run
+// RunBackground runs the dispatch watchdog, the ingest lifecycle's worker
+// stops and the event log's pruner until ctx ends. Run runs it; tests that serve Handler themselves run
 // it too.
 func (a *App) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.dispatcher.Run(ctx) })
+	wg.Go(func() { _ = a.pruner.Run(ctx) })
 	if a.ingest != nil {
 		wg.Go(func() { _ = a.ingest.Run(ctx) })
 	}
