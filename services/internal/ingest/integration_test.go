@@ -27,6 +27,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -112,14 +113,22 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, prefix: prefix,
 		stops: job.StopSignal{Redis: rdb, Prefix: prefix}, logs: logs,
 		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort), srtAddr: fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort)}
-	require.Eventually(t, func() bool {
+	// Generous: on a loaded 2-core machine mediamtx can take long to start
+	// and answer its first poll. The failure says what the edge reported.
+	var last string
+	if !assert.Eventually(t, func() bool {
 		res, err := http.Get("http://" + e.AdminAddr() + "/readyz")
 		if err != nil {
+			last = err.Error()
 			return false
 		}
+		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		last = fmt.Sprintf("%d %s", res.StatusCode, body)
 		return res.StatusCode == http.StatusOK
-	}, 20*time.Second, 100*time.Millisecond, "edge not ready")
+	}, 60*time.Second, 100*time.Millisecond) {
+		t.Fatalf("edge not ready within 60 s; last /readyz: %s", last)
+	}
 	return b
 }
 
