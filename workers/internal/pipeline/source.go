@@ -118,6 +118,7 @@ type source struct {
 	audio      *audioBranch
 	gate       *trackGate
 	failure    *failure
+	health     *healthMeter
 
 	mu          sync.Mutex
 	demux       *gst.Element
@@ -251,6 +252,7 @@ func (s *source) onPadAdded(pad *gst.Pad) {
 		s.mu.Unlock()
 		s.graph.drop(pad)
 	case strings.HasPrefix(name, "audio/"):
+		s.health.watchAudio(pad)
 		s.audio.attach(pad, name, capsStr)
 	default:
 		s.graph.drop(pad)
