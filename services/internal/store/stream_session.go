@@ -47,7 +47,9 @@ type Session struct {
 	// was (nil: not yet).
 	WorkerStopAt    *time.Time
 	WorkerStoppedAt *time.Time
-	UpdatedAt       time.Time
+	// Health is the latest health report of its worker.
+	Health    SessionHealth
+	UpdatedAt time.Time
 }
 
 // Open reports whether the session has not ended.
@@ -109,7 +111,8 @@ func sessionFromRow(r dbq.StreamSession) Session {
 			AudioChannels: intPtr(r.SourceAudioChannels), AudioSampleRate: intPtr(r.SourceAudioSampleRate)},
 		StartedAt: r.StartedAt, EndedAt: r.EndedAt, EndReason: r.EndReason, EndDetail: r.EndDetail,
 		LastError: r.LastError, KickReason: r.KickReason, LastSeenAt: r.LastSeenAt,
-		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, UpdatedAt: r.UpdatedAt}
+		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt,
+		Health: sessionHealthFromRow(r.Health, r.HealthStatus, r.HealthUpdatedAt), UpdatedAt: r.UpdatedAt}
 }
 
 func sessionsFromRows(rows []dbq.StreamSession) []Session {

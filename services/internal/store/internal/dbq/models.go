@@ -87,6 +87,9 @@ type StreamSession struct {
 	LastSeenAt            *time.Time
 	WorkerStopAt          *time.Time
 	WorkerStoppedAt       *time.Time
+	Health                []byte
+	HealthStatus          *string
+	HealthUpdatedAt       *time.Time
 }
 
 type Webhook struct {
