@@ -72,6 +72,7 @@ func (s *Server) streamDoc(st store.Stream, open *store.Session) apiv1.Stream {
 		Ingest:    IngestURLs(s.cfg.Public, st.StreamKey),
 		Playback:  PlaybackURLs(s.cfg.Public, st.ID, st.Outputs),
 		Session:   sess,
+		Health:    streamHealthDoc(st, open),
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
 	}
 }
