@@ -27,11 +27,13 @@ type Stream struct {
 	Ingest             IngestURLs   `json:"ingest"`
 	Playback           PlaybackURLs `json:"playback"`
 	// Session is the open session while the stream is live, else null.
-	Session *Session `json:"session"`
-	// Health is the live stream's health; status unknown while idle.
-	Health    StreamHealth `json:"health"`
+	Session   *Session  `json:"session"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Health is the live stream's health (docs/health.md); status unknown
+	// while idle.
+	Health StreamHealth `json:"health"`
 }
 
 // Session is one live session of a stream: from a publisher going live on an
