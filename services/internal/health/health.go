@@ -43,6 +43,8 @@ const (
 	// settle: measurements that need a few seconds of media (frame rate,
 	// encoding speed) are judged only after the run has been up this long.
 	settle = 5 * time.Second
+	// pausing: a source idle this long is not judged on its bitrate or audio.
+	pausing = 500 * time.Millisecond
 	// keyframeSlack: keyframe intervals up to the segment duration plus
 	// this are fine (timestamps are rounded to milliseconds).
 	keyframeSlack = 0.1
@@ -96,13 +98,11 @@ func Evaluate(in Input) apiv1.StreamHealth {
 	return h
 }
 
-// starving: no source media for StarvingAfter (or none at all that long
-// after the run started).
+// starving: media flowed, then none for StarvingAfter. A run that has seen
+// no video yet is waiting for the source's first keyframe (the edge sends
+// video from a keyframe on): that is a slow start, not a stall.
 func starving(rep *job.HealthReport) bool {
-	if rep.SourceIdleS < 0 {
-		return rep.RunningS >= StarvingAfter.Seconds()
-	}
-	return rep.SourceIdleS >= StarvingAfter.Seconds()
+	return rep.VideoSeen && rep.SourceIdleS >= StarvingAfter.Seconds()
 }
 
 func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
@@ -116,17 +116,14 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 	src := rep.Source
 	stalled := starving(rep)
 	settled := rep.RunningS >= settle.Seconds() && rep.VideoSeen
-	switch {
-	case stalled && rep.SourceIdleS >= 0:
+	if stalled {
 		add(CodeSourceStalled, "the source has sent nothing for %.1f s although it is still connected: "+
 			"check the encoder (is it frozen or overloaded?) and its upload", rep.SourceIdleS)
-	case stalled:
-		add(CodeSourceStalled, "the worker has received nothing from the source in %.1f s: "+
-			"check that the encoder is sending", rep.RunningS)
 	}
-	if !rep.VideoSeen && rep.RunningS >= StarvingAfter.Seconds() && rep.SourceIdleS >= 0 {
-		add(CodeWaitingForKeyframe, "the worker has waited %.1f s for the source's first keyframe (nothing plays until "+
-			"it arrives): set the encoder's keyframe interval to %d s", rep.RunningS, segmentS)
+	if !rep.VideoSeen && rep.RunningS >= StarvingAfter.Seconds() {
+		add(CodeWaitingForKeyframe, "the worker has received no video in %.1f s: it waits for the source's first "+
+			"keyframe and nothing plays until it arrives; set the encoder's keyframe interval to %d s (if the encoder "+
+			"sends nothing at all, check it)", rep.RunningS, segmentS)
 	}
 	if ki := src.KeyframeIntervalS; ki > float64(segmentS)+keyframeSlack {
 		what := fmt.Sprintf("the source sends a keyframe every %.1f s", ki)
@@ -141,11 +138,14 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 			"playback stutters: set a constant frame rate in the encoder and check its CPU load and upload",
 			src.FrameRate, src.FrameRateJitter*100)
 	}
-	if !stalled && src.BitrateMeanKbps > 0 && float64(src.BitrateKbps) < bitrateDropRatio*float64(src.BitrateMeanKbps) {
+	// A source that has paused for half a second is a stall starting, not
+	// a lower bitrate or a lost audio track.
+	flowing := !stalled && rep.SourceIdleS < pausing.Seconds()
+	if flowing && src.BitrateMeanKbps > 0 && float64(src.BitrateKbps) < bitrateDropRatio*float64(src.BitrateMeanKbps) {
 		add(CodeBitrateDrop, "the source's bitrate fell to %d kbps, below half its 1-minute mean of %d kbps: the encoder's "+
 			"upload or CPU cannot keep up; check its network or lower its bitrate", src.BitrateKbps, src.BitrateMeanKbps)
 	}
-	if src.Audio == job.AudioAbsent {
+	if src.Audio == job.AudioAbsent && flowing {
 		add(CodeAudioMissing, "the source sends no audio and viewers hear nothing: enable an audio track in the encoder")
 	}
 	if f := rep.Output.RealtimeFactor; settled && !stalled && f > 0 && f < slowFactor {

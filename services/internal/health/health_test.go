@@ -77,11 +77,18 @@ func TestEvaluate(t *testing.T) {
 			r.SourceIdleS, r.Source.BitrateKbps, r.Output.RealtimeFactor, r.Source.FrameRateJitter = 3.2, 0, 0.5, 0.9
 		}), status: apiv1.HealthStarving, codes: []string{health.CodeSourceStalled}, contains: "sent nothing for 3.2 s"},
 		{name: "just under 2 s is not starving", report: with(func(r *job.HealthReport) { r.SourceIdleS = 1.9 }), status: apiv1.HealthHealthy},
-		{name: "nothing at all", report: &job.HealthReport{RunningS: 4, SourceIdleS: -1}, status: apiv1.HealthStarving,
-			codes: []string{health.CodeSourceStalled}, contains: "received nothing from the source in 4.0 s"},
+		{name: "a stall starting is no bitrate drop or missing audio", report: with(func(r *job.HealthReport) {
+			r.SourceIdleS, r.Source.BitrateKbps, r.Source.Audio = 1.2, 300, job.AudioAbsent
+		}), status: apiv1.HealthHealthy},
+		{name: "a stall is no missing audio", report: with(func(r *job.HealthReport) {
+			r.SourceIdleS, r.Source.Audio = 2.5, job.AudioAbsent
+		}), status: apiv1.HealthStarving, codes: []string{health.CodeSourceStalled}},
+		{name: "no video yet: waiting for the first keyframe", report: &job.HealthReport{RunningS: 4, SourceIdleS: -1},
+			status: apiv1.HealthDegraded, codes: []string{health.CodeWaitingForKeyframe},
+			contains: "received no video in 4.0 s: it waits for the source's first keyframe"},
 		{name: "audio but no keyframe yet", report: &job.HealthReport{RunningS: 6, SourceIdleS: 0.02,
 			Source: job.HealthSource{Audio: job.AudioPresent}}, status: apiv1.HealthDegraded,
-			codes: []string{health.CodeWaitingForKeyframe}, contains: "waited 6.0 s for the source's first keyframe"},
+			codes: []string{health.CodeWaitingForKeyframe}, contains: "received no video in 6.0 s"},
 		{name: "several", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.Source.Audio = 10, job.AudioAbsent
 		}), status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong, health.CodeAudioMissing}},

@@ -16,6 +16,14 @@ import (
 // timer, not on media, so a stalled source is still reported.
 const healthInterval = 2 * time.Second
 
+// idleReport: when the source's media stops (or resumes) for this long, the
+// health is posted at once rather than at the next interval, so the API
+// sees a stall within about this long plus a check period.
+const (
+	idleReport = 2 * time.Second
+	idleCheck  = 250 * time.Millisecond
+)
+
 // HealthReporter posts the health of running pipelines to the control
 // plane's internal endpoint (job.HealthPath), authenticated with the worker
 // secret. A report that fails is not retried: the next one follows in 2 s.
@@ -29,8 +37,9 @@ type HealthReporter struct {
 	Interval time.Duration
 }
 
-// Run posts health() every Interval until ctx ends. A nil reporter does
-// nothing.
+// Run posts health() every Interval until ctx ends, and at once when the
+// source's media stops or resumes (idle for idleReport). A nil reporter
+// does nothing.
 func (r *HealthReporter) Run(ctx context.Context, t job.Transcode, health func() pipeline.Health) {
 	if r == nil {
 		return
@@ -39,16 +48,23 @@ func (r *HealthReporter) Run(ctx context.Context, t job.Transcode, health func()
 	if every <= 0 {
 		every = healthInterval
 	}
-	tick := time.NewTicker(every)
+	tick := time.NewTicker(min(every, idleCheck))
 	defer tick.Stop()
-	failing := false
+	failing, wasIdle := false, false
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		err := r.post(ctx, healthReport(t, r.WorkerID, health()))
+		h := health()
+		idle := !h.LastMediaAt.IsZero() && h.At.Sub(h.LastMediaAt) >= idleReport
+		if time.Since(last) < every && idle == wasIdle {
+			continue
+		}
+		last, wasIdle = time.Now(), idle
+		err := r.post(ctx, healthReport(t, r.WorkerID, h))
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			r.Logger.Warn("reporting stream health (further failures are logged at debug level)", "session_id", t.SessionID, "err", err)

@@ -63,6 +63,23 @@ func TestHealthReporter(t *testing.T) {
 	require.Equal(t, job.HealthSource{FrameRate: 30, KeyframeIntervalS: 8, Audio: job.AudioAbsent, Width: 640, Height: 360}, rep.Source)
 	require.Equal(t, job.HealthOutput{RealtimeFactor: 0.8, SegmentsLate: 2}, rep.Output)
 
+	// A long interval: the stall is still posted at once, and nothing more
+	// while it lasts.
+	mu.Lock()
+	got = nil
+	mu.Unlock()
+	r.Interval = time.Hour
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { defer close(done); r.Run(ctx, tr, health) }()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 }, 30*time.Second, 10*time.Millisecond)
+	time.Sleep(3 * idleCheck)
+	cancel()
+	<-done
+	mu.Lock()
+	require.Len(t, got, 1)
+	mu.Unlock()
+
 	// Before any media: the idle time is -1.
 	require.Equal(t, -1.0, healthReport(tr, "w1", pipeline.Health{At: time.Now()}).SourceIdleS)
 }
