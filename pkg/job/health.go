@@ -30,6 +30,13 @@ type HealthReport struct {
 	// without video is waiting for the source's first keyframe).
 	RunningS  float64 `json:"running_s"`
 	VideoSeen bool    `json:"video_seen"`
+	// FirstVideoAfterS is how long after the run started its first video
+	// arrived, in seconds (the edge sends video from a keyframe on, so a
+	// long wait means a long keyframe interval); 0: none yet.
+	FirstVideoAfterS float64 `json:"first_video_after_s"`
+	// SourceResumedS is the time since the source's media came back after a
+	// gap of a second or more, in seconds; -1: no gap in this run.
+	SourceResumedS float64 `json:"source_resumed_s"`
 	// SourceIdleS is the time since the last source buffer (video or audio)
 	// arrived, in seconds, at Time; -1: none arrived yet in this run.
 	SourceIdleS float64      `json:"source_idle_s"`

@@ -45,6 +45,14 @@ const (
 	settle = 5 * time.Second
 	// pausing: a source idle this long is not judged on its bitrate or audio.
 	pausing = 500 * time.Millisecond
+	// joinSlack is what a worker's join may take before the edge would
+	// send it video (connection, handshake): a longer wait for the first
+	// video is the source's keyframe interval (the edge sends video from a
+	// keyframe on).
+	joinSlack = 1.5
+	// resumeSettle: the seconds after a stall are not judged on their
+	// bitrate (the last complete second still holds the gap).
+	resumeSettle = 3.0
 	// keyframeSlack: keyframe intervals up to the segment duration plus
 	// this are fine (timestamps are rounded to milliseconds).
 	keyframeSlack = 0.1
@@ -125,11 +133,23 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 			"keyframe and nothing plays until it arrives; set the encoder's keyframe interval to %d s (if the encoder "+
 			"sends nothing at all, check it)", rep.RunningS, segmentS)
 	}
-	if ki := src.KeyframeIntervalS; ki > float64(segmentS)+keyframeSlack {
-		what := fmt.Sprintf("the source sends a keyframe every %.1f s", ki)
-		if src.KeyframeIntervalAtLeast {
-			what = fmt.Sprintf("the source has sent no keyframe for %.1f s", ki)
-		}
+	limit := float64(segmentS) + keyframeSlack
+	waited := rep.FirstVideoAfterS
+	if !rep.VideoSeen {
+		waited = rep.RunningS
+	}
+	var what string
+	switch ki := src.KeyframeIntervalS; {
+	case ki > limit && src.KeyframeIntervalAtLeast:
+		what = fmt.Sprintf("the source has sent no keyframe for %.1f s", ki)
+	case ki > limit:
+		what = fmt.Sprintf("the source sends a keyframe every %.1f s", ki)
+	case ki == 0 && waited-joinSlack > limit:
+		// Not measured yet, but the wait for the first keyframe says it.
+		what = fmt.Sprintf("the worker waited %.1f s for the source's first keyframe, so it sends one every %.0f s or more",
+			waited, waited-joinSlack)
+	}
+	if what != "" {
 		add(CodeKeyframeTooLong, "%s; segments are %d s long and latency grows (a player or worker joining waits "+
 			"for a keyframe): set the encoder's keyframe interval to %d s", what, segmentS, segmentS)
 	}
@@ -141,7 +161,8 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 	// A source that has paused for half a second is a stall starting, not
 	// a lower bitrate or a lost audio track.
 	flowing := !stalled && rep.SourceIdleS < pausing.Seconds()
-	if flowing && src.BitrateMeanKbps > 0 && float64(src.BitrateKbps) < bitrateDropRatio*float64(src.BitrateMeanKbps) {
+	resuming := rep.SourceResumedS >= 0 && rep.SourceResumedS < resumeSettle
+	if flowing && !resuming && src.BitrateMeanKbps > 0 && float64(src.BitrateKbps) < bitrateDropRatio*float64(src.BitrateMeanKbps) {
 		add(CodeBitrateDrop, "the source's bitrate fell to %d kbps, below half its 1-minute mean of %d kbps: the encoder's "+
 			"upload or CPU cannot keep up; check its network or lower its bitrate", src.BitrateKbps, src.BitrateMeanKbps)
 	}

@@ -76,6 +76,21 @@ func TestEvaluate(t *testing.T) {
 		{name: "stalled source", report: with(func(r *job.HealthReport) {
 			r.SourceIdleS, r.Source.BitrateKbps, r.Output.RealtimeFactor, r.Source.FrameRateJitter = 3.2, 0, 0.5, 0.9
 		}), status: apiv1.HealthStarving, codes: []string{health.CodeSourceStalled}, contains: "sent nothing for 3.2 s"},
+		{name: "just after a stall the bitrate is not judged", report: with(func(r *job.HealthReport) {
+			r.SourceResumedS, r.Source.BitrateKbps = 1.5, 0
+		}), status: apiv1.HealthHealthy},
+		{name: "a drop well after a stall is", report: with(func(r *job.HealthReport) {
+			r.SourceResumedS, r.Source.BitrateKbps = 30, 300
+		}), status: apiv1.HealthDegraded, codes: []string{health.CodeBitrateDrop}},
+		{name: "a long wait for the first keyframe is a long interval", report: with(func(r *job.HealthReport) {
+			r.Source.KeyframeIntervalS, r.FirstVideoAfterS = 0, 7.6
+		}), status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong},
+			contains: "the worker waited 7.6 s for the source's first keyframe, so it sends one every 6 s or more; segments are 2 s long"},
+		{name: "a short wait is a join", report: with(func(r *job.HealthReport) {
+			r.Source.KeyframeIntervalS, r.FirstVideoAfterS = 0, 3.4
+		}), status: apiv1.HealthHealthy},
+		{name: "still waiting long", report: &job.HealthReport{RunningS: 6, SourceIdleS: -1}, status: apiv1.HealthDegraded,
+			codes: []string{health.CodeWaitingForKeyframe, health.CodeKeyframeTooLong}},
 		{name: "just under 2 s is not starving", report: with(func(r *job.HealthReport) { r.SourceIdleS = 1.9 }), status: apiv1.HealthHealthy},
 		{name: "a stall starting is no bitrate drop or missing audio", report: with(func(r *job.HealthReport) {
 			r.SourceIdleS, r.Source.BitrateKbps, r.Source.Audio = 1.2, 300, job.AudioAbsent
@@ -83,12 +98,12 @@ func TestEvaluate(t *testing.T) {
 		{name: "a stall is no missing audio", report: with(func(r *job.HealthReport) {
 			r.SourceIdleS, r.Source.Audio = 2.5, job.AudioAbsent
 		}), status: apiv1.HealthStarving, codes: []string{health.CodeSourceStalled}},
-		{name: "no video yet: waiting for the first keyframe", report: &job.HealthReport{RunningS: 4, SourceIdleS: -1},
+		{name: "no video yet: waiting for the first keyframe", report: &job.HealthReport{RunningS: 3, SourceIdleS: -1},
 			status: apiv1.HealthDegraded, codes: []string{health.CodeWaitingForKeyframe},
-			contains: "received no video in 4.0 s: it waits for the source's first keyframe"},
-		{name: "audio but no keyframe yet", report: &job.HealthReport{RunningS: 6, SourceIdleS: 0.02,
+			contains: "received no video in 3.0 s: it waits for the source's first keyframe"},
+		{name: "audio but no keyframe yet", report: &job.HealthReport{RunningS: 3, SourceIdleS: 0.02,
 			Source: job.HealthSource{Audio: job.AudioPresent}}, status: apiv1.HealthDegraded,
-			codes: []string{health.CodeWaitingForKeyframe}, contains: "received no video in 6.0 s"},
+			codes: []string{health.CodeWaitingForKeyframe}, contains: "received no video in 3.0 s"},
 		{name: "several", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.Source.Audio = 10, job.AudioAbsent
 		}), status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong, health.CodeAudioMissing}},

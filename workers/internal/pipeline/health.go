@@ -21,9 +21,15 @@ type Health struct {
 	// is waiting for the source's first keyframe.
 	Started   time.Time
 	VideoSeen bool
+	// FirstVideoAfter is how long after the start the first source video
+	// arrived (the edge sends video from a keyframe on: a long wait means a
+	// long keyframe interval). 0: none yet.
+	FirstVideoAfter time.Duration
 	// LastMediaAt is when the last source buffer (video or audio) arrived;
-	// zero: none yet.
+	// zero: none yet. ResumedAt is when media came back after a gap of a
+	// second or more (zero: never).
 	LastMediaAt time.Time
+	ResumedAt   time.Time
 	Source      SourceHealth
 	Output      OutputHealth
 }
@@ -97,9 +103,11 @@ type healthMeter struct {
 	segment time.Duration // the packager's segment duration (0: 2 s)
 	started time.Time
 
-	mu        sync.Mutex
-	lastMedia time.Time
-	videoSeen bool
+	mu         sync.Mutex
+	lastMedia  time.Time
+	resumed    time.Time
+	videoSeen  bool
+	firstVideo time.Duration
 
 	frames        []frameSample // the frame-rate window
 	lastKeyPTS    time.Duration
@@ -198,7 +206,10 @@ func (h *healthMeter) size(w, hgt int) {
 func (h *healthMeter) video(now time.Time, pts, dts time.Duration, key bool, size int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.lastMedia, h.videoSeen = now, true
+	h.mediaLocked(now)
+	if !h.videoSeen {
+		h.videoSeen, h.firstVideo = true, max(now.Sub(h.started), time.Nanosecond)
+	}
 	h.countBytesLocked(now, size)
 	if pts < 0 {
 		return
@@ -232,8 +243,19 @@ func (h *healthMeter) trimFramesLocked(now time.Time) {
 func (h *healthMeter) audio(now time.Time, size int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.lastMedia, h.lastAudio = now, now
+	h.mediaLocked(now)
+	h.lastAudio = now
 	h.countBytesLocked(now, size)
+}
+
+// resumeGap: media arriving after a gap this long resumes the source.
+const resumeGap = time.Second
+
+func (h *healthMeter) mediaLocked(now time.Time) {
+	if !h.lastMedia.IsZero() && now.Sub(h.lastMedia) >= resumeGap {
+		h.resumed = now
+	}
+	h.lastMedia = now
 }
 
 // countBytesLocked adds size to the current second's bucket, closing the
@@ -308,7 +330,8 @@ func (h *healthMeter) output(now time.Time, pts, dur time.Duration, key bool) {
 func (h *healthMeter) snapshot(now time.Time, dropped uint64, audioSettled bool) Health {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	hl := Health{At: now, Started: h.started, VideoSeen: h.videoSeen, LastMediaAt: h.lastMedia}
+	hl := Health{At: now, Started: h.started, VideoSeen: h.videoSeen, FirstVideoAfter: h.firstVideo,
+		LastMediaAt: h.lastMedia, ResumedAt: h.resumed}
 	h.trimFramesLocked(now)
 	s := &hl.Source
 	s.FrameRate, s.FrameRateJitter = frameRate(h.frames)

@@ -122,6 +122,8 @@ func TestHealthMeter(t *testing.T) {
 	require.Equal(t, uint64(1), got.Output.SegmentsLate, "the segment across the stall")
 	require.InDelta(t, 1, got.Output.RealtimeFactor, 0.05)
 	require.Equal(t, wall.Add(-frame), got.LastMediaAt)
+	require.Equal(t, t0.Add(3*time.Second+180*frame), got.ResumedAt, "media came back after the stall")
+	require.Positive(t, got.FirstVideoAfter)
 
 	// 6 s later, nothing more arrived: the keyframe is overdue, the
 	// bitrate fell to 0 below its mean, the audio is gone.

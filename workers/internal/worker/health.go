@@ -101,6 +101,10 @@ func healthReport(t job.Transcode, workerID string, h pipeline.Health) job.Healt
 	if !h.LastMediaAt.IsZero() {
 		idle = max(0, h.At.Sub(h.LastMediaAt).Seconds())
 	}
+	resumed := -1.0
+	if !h.ResumedAt.IsZero() {
+		resumed = max(0, h.At.Sub(h.ResumedAt).Seconds())
+	}
 	var running float64
 	if !h.Started.IsZero() {
 		running = h.At.Sub(h.Started).Seconds()
@@ -108,7 +112,8 @@ func healthReport(t job.Transcode, workerID string, h pipeline.Health) job.Healt
 	s := h.Source
 	return job.HealthReport{
 		StreamID: t.StreamID, SessionID: t.SessionID, WorkerID: workerID, Time: h.At.UTC(),
-		RunningS: running, VideoSeen: h.VideoSeen, SourceIdleS: idle,
+		RunningS: running, VideoSeen: h.VideoSeen, FirstVideoAfterS: h.FirstVideoAfter.Seconds(),
+		SourceIdleS: idle, SourceResumedS: resumed,
 		Source: job.HealthSource{
 			FrameRate: s.FrameRate, FrameRateJitter: s.FrameRateJitter,
 			KeyframeIntervalS: s.KeyframeInterval.Seconds(), KeyframeIntervalAtLeast: s.KeyframeIntervalAtLeast,
