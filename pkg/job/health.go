@@ -35,7 +35,7 @@ type HealthReport struct {
 	// long wait means a long keyframe interval); 0: none yet.
 	FirstVideoAfterS float64 `json:"first_video_after_s"`
 	// SourceResumedS is the time since the source's media came back after a
-	// gap of a second or more, in seconds; -1: no gap in this run.
+	// gap of a second or more, in seconds; 0: no gap in this run.
 	SourceResumedS float64 `json:"source_resumed_s"`
 	// SourceIdleS is the time since the last source buffer (video or audio)
 	// arrived, in seconds, at Time; -1: none arrived yet in this run.

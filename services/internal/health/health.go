@@ -161,7 +161,7 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 	// A source that has paused for half a second is a stall starting, not
 	// a lower bitrate or a lost audio track.
 	flowing := !stalled && rep.SourceIdleS < pausing.Seconds()
-	resuming := rep.SourceResumedS >= 0 && rep.SourceResumedS < resumeSettle
+	resuming := rep.SourceResumedS > 0 && rep.SourceResumedS < resumeSettle
 	if flowing && !resuming && src.BitrateMeanKbps > 0 && float64(src.BitrateKbps) < bitrateDropRatio*float64(src.BitrateMeanKbps) {
 		add(CodeBitrateDrop, "the source's bitrate fell to %d kbps, below half its 1-minute mean of %d kbps: the encoder's "+
 			"upload or CPU cannot keep up; check its network or lower its bitrate", src.BitrateKbps, src.BitrateMeanKbps)

@@ -101,9 +101,9 @@ func healthReport(t job.Transcode, workerID string, h pipeline.Health) job.Healt
 	if !h.LastMediaAt.IsZero() {
 		idle = max(0, h.At.Sub(h.LastMediaAt).Seconds())
 	}
-	resumed := -1.0
+	var resumed float64
 	if !h.ResumedAt.IsZero() {
-		resumed = max(0, h.At.Sub(h.ResumedAt).Seconds())
+		resumed = max(0.001, h.At.Sub(h.ResumedAt).Seconds())
 	}
 	var running float64
 	if !h.Started.IsZero() {
