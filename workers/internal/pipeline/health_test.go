@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/go-gst/go-gst/gst"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/workers/internal/gstinit"
 )
 
 func TestFrameRate(t *testing.T) {
@@ -201,6 +205,51 @@ func TestHealthLive(t *testing.T) {
 			cancel()
 			require.ErrorIs(t, <-done, context.Canceled)
 			require.Zero(t, testutil.CollectAndCount(metrics, "dionysia_worker_stream_source_frame_rate"), "series gone with the run")
+		})
+	}
+}
+
+// BenchmarkHealthMeter is the Go side of the measurement per source frame
+// (the probe's cgo call comes on top), and of one snapshot.
+func BenchmarkHealthMeter(b *testing.B) {
+	t0 := time.Now()
+	h := newHealthMeter(2*time.Second, t0)
+	frame := time.Second / 30
+	b.Run("frame", func(b *testing.B) {
+		for i := range b.N {
+			pts := time.Duration(i) * frame
+			h.video(t0.Add(pts), pts, pts, i%60 == 0, 5000)
+		}
+	})
+	b.Run("snapshot", func(b *testing.B) {
+		for range b.N {
+			h.snapshot(t0.Add(time.Duration(b.N)*frame), 0, true)
+		}
+	})
+}
+
+// BenchmarkVideoProbe is the whole cost of the video probe per buffer on a
+// real GStreamer pipeline (fakesrc ! fakesink), the cgo callback included:
+// compare with "none".
+func BenchmarkVideoProbe(b *testing.B) {
+	gstinit.Init()
+	for _, probe := range []bool{false, true} {
+		name := map[bool]string{false: "none", true: "probe"}[probe]
+		b.Run(name, func(b *testing.B) {
+			pipe, err := gst.NewPipelineFromString(fmt.Sprintf("fakesrc num-buffers=%d sizetype=fixed sizemax=4096 ! fakesink name=sink sync=false", b.N))
+			require.NoError(b, err)
+			if probe {
+				sink, err := pipe.GetElementByName("sink")
+				require.NoError(b, err)
+				newHealthMeter(2*time.Second, time.Now()).watchVideo(sink.GetStaticPad("sink"))
+			}
+			b.ResetTimer()
+			require.NoError(b, pipe.SetState(gst.StatePlaying))
+			msg := pipe.GetPipelineBus().TimedPopFiltered(gst.ClockTime(time.Minute), gst.MessageEOS|gst.MessageError)
+			b.StopTimer()
+			require.NotNil(b, msg)
+			require.Equal(b, gst.MessageEOS, msg.Type())
+			require.NoError(b, pipe.SetState(gst.StateNull))
 		})
 	}
 }
