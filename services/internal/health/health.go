@@ -146,7 +146,7 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 		what = fmt.Sprintf("the source sends a keyframe every %.1f s", ki)
 	case ki == 0 && waited-joinSlack > limit:
 		// Not measured yet, but the wait for the first keyframe says it.
-		what = fmt.Sprintf("the worker waited %.1f s for the source's first keyframe, so it sends one every %.0f s or more",
+		what = fmt.Sprintf("the worker waited %.1f s for the source's first keyframe, so it sends one every %.1f s or more",
 			waited, waited-joinSlack)
 	}
 	if what != "" {

@@ -85,7 +85,7 @@ func TestEvaluate(t *testing.T) {
 		{name: "a long wait for the first keyframe is a long interval", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.FirstVideoAfterS = 0, 7.6
 		}), status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong},
-			contains: "the worker waited 7.6 s for the source's first keyframe, so it sends one every 6 s or more; segments are 2 s long"},
+			contains: "the worker waited 7.6 s for the source's first keyframe, so it sends one every 6.1 s or more; segments are 2 s long"},
 		{name: "a short wait is a join", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.FirstVideoAfterS = 0, 3.4
 		}), status: apiv1.HealthHealthy},
