@@ -154,8 +154,16 @@ func TestHealthLive(t *testing.T) {
 		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=16",
 		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "240", "-keyint_min", "240", "-sc_threshold", "0",
 		"-pix_fmt", "yuv420p", "-b:v", "800k")
+	// 20 s with a keyframe every 10 s, and audio (issue 17: the reader gets
+	// audio at once and video only from the next keyframe).
+	longGOPAudio := generate(t, "health-g300-audio.mp4",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=20",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=20",
+		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "300", "-keyint_min", "300", "-sc_threshold", "0",
+		"-pix_fmt", "yuv420p", "-b:v", "800k", "-c:a", "aac", "-ac", "2")
 	publish(t, e, withAudio, "live/health-audio")
 	publish(t, e, longGOP, "live/health-longgop")
+	publish(t, e, longGOPAudio, "live/health-longgop-audio")
 	for _, tc := range []struct {
 		name, path string
 		keyframe   time.Duration
@@ -164,6 +172,7 @@ func TestHealthLive(t *testing.T) {
 	}{
 		{"2 s keyframes, audio, B-frames", "live/health-audio", 2 * time.Second, AudioPresent, true},
 		{"8 s keyframes, no audio", "live/health-longgop", 8 * time.Second, AudioAbsent, false},
+		{"10 s keyframes, audio", "live/health-longgop-audio", 10 * time.Second, AudioPresent, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lad := builtin(t, ladder.Builtin720p)

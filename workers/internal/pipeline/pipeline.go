@@ -164,7 +164,9 @@ func New(cfg Config) (*Pipeline, error) {
 		keyframes: p.keyframes, gate: p.gate, failure: p.failure, stats: p.stats, health: p.health}
 	p.video = &videoDecode{log: log, backend: cfg.Backend, renditions: p.renditions, gate: p.gate, failure: p.failure, health: p.health}
 	p.audio = &audioBranch{log: log, cfg: cfg.Ladder.Audio, red: p.red, gate: p.gate, failure: p.failure}
-	p.source = &source{log: log, url: u, src: cfg.Source, srtLatency: cfg.SRTLatency,
+	live := !finite(cfg.Source)
+	p.audio.beforeVideo = func() bool { return live && !p.video.isBuilt() }
+	p.source = &source{log: log, url: u, src: cfg.Source, srtLatency: cfg.SRTLatency, live: live,
 		video: p.video, audio: p.audio, gate: p.gate, failure: p.failure, health: p.health}
 	p.gate.source, p.gate.renditions, p.gate.audio = p.source, p.renditions, p.audio
 	return p, nil
