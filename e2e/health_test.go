@@ -129,31 +129,33 @@ func TestStreamHealth(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, gop string
-		// 8 s: OBS's "auto" keyframe setting; 10 s: a worker joining mid-GOP
-		// waits up to 10 s for video (issue 17).
-		want float64
+		audio     bool
+		// 8 s: OBS's "auto" keyframe setting; 10 s with audio: the edge
+		// sends the worker audio at once and video from the next keyframe
+		// (issue 17).
+		want  float64
+		codes []string
 	}{
-		{"8 s keyframes, no audio", "240", 8},
-		{"10 s keyframes, no audio", "300", 10},
+		{"8 s keyframes, no audio", "240", false, 8, []string{"keyframe_interval_too_long", "audio_missing"}},
+		{"10 s keyframes, audio", "300", true, 10, []string{"keyframe_interval_too_long"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := p.createStream(t, `{"name":"health-gop`+tc.gop+`","profile":"health"}`)
-			pub := publishPattern(t, p.LogDir, "ffmpeg-gop"+tc.gop, st.Ingest.RTMP, tc.gop, false)
+			pub := publishPattern(t, p.LogDir, "ffmpeg-gop"+tc.gop, st.Ingest.RTMP, tc.gop, tc.audio)
 			live := waitLive(t, st.ID)
 			var h streamHealth
 			took := map[string]time.Duration{}
-			Eventually(t, 90*time.Second, 200*time.Millisecond, "keyframe_interval_too_long and audio_missing", func() bool {
+			Eventually(t, 90*time.Second, 200*time.Millisecond, strings.Join(tc.codes, " and "), func() bool {
 				_, h = p.health(t, st.ID)
-				for _, code := range []string{"keyframe_interval_too_long", "audio_missing"} {
+				for _, code := range tc.codes {
 					if _, seen := took[code]; !seen && h.warning(code) != "" {
 						took[code] = time.Since(live)
 						t.Logf("%s %s after going live: %q", code, took[code].Round(100*time.Millisecond), h.warning(code))
 					}
 				}
-				return len(took) == 2
+				return len(took) == len(tc.codes)
 			})
 			require.Equal(t, "degraded", h.Status)
-			require.Equal(t, "absent", h.Source.Audio)
 			require.Equal(t, [2]int{640, 360}, [2]int{h.Source.Width, h.Source.Height})
 			// The exact interval is known once two keyframes arrived.
 			Eventually(t, 2*time.Duration(tc.want)*time.Second+30*time.Second, 200*time.Millisecond, "the measured interval", func() bool {
@@ -161,6 +163,12 @@ func TestStreamHealth(t *testing.T) {
 				return strings.HasPrefix(h.warning("keyframe_interval_too_long"), "the source sends a keyframe every")
 			})
 			t.Logf("measured %.0f s after going live: %+v", time.Since(live).Seconds(), h)
+			require.Equal(t, map[bool]string{true: "present", false: "absent"}[tc.audio], h.Source.Audio)
+			var codes []string
+			for _, w := range h.Warnings {
+				codes = append(codes, w.Code)
+			}
+			require.Equal(t, tc.codes, codes)
 			require.InDelta(t, tc.want, h.Source.KeyframeIntervalS, 0.1)
 			require.InDelta(t, 30, h.Source.FrameRate, 1.5)
 			require.Contains(t, h.warning("keyframe_interval_too_long"), "set the encoder's keyframe interval to 2 s")
@@ -186,6 +194,15 @@ func TestStreamHealth(t *testing.T) {
 		})
 		t.Logf("healthy: %+v", h)
 		require.Equal(t, "present", h.Source.Audio)
+		var doc struct {
+			Session struct {
+				Source struct {
+					FrameRate float64 `json:"frame_rate"`
+				} `json:"source"`
+			} `json:"session"`
+		}
+		require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/streams/"+st.ID, "", &doc))
+		require.InDelta(t, 30, doc.Session.Source.FrameRate, 1.5, "the session keeps the measured frame rate")
 
 		// SIGSTOP keeps the TCP connection open: the edge still sees a
 		// publisher, the worker sees no media.
