@@ -128,12 +128,13 @@ func warnings(rep *job.HealthReport, segmentS int) []apiv1.HealthWarning {
 		add(CodeSourceStalled, "the source has sent nothing for %.1f s although it is still connected: "+
 			"check the encoder (is it frozen or overloaded?) and its upload", rep.SourceIdleS)
 	}
-	if !rep.VideoSeen && rep.RunningS >= StarvingAfter.Seconds() {
+	// Longer than a source with keyframes every segment takes.
+	limit := float64(segmentS) + keyframeSlack
+	if !rep.VideoSeen && rep.RunningS-joinSlack > limit {
 		add(CodeWaitingForKeyframe, "the worker has received no video in %.1f s: it waits for the source's first "+
 			"keyframe and nothing plays until it arrives; set the encoder's keyframe interval to %d s (if the encoder "+
 			"sends nothing at all, check it)", rep.RunningS, segmentS)
 	}
-	limit := float64(segmentS) + keyframeSlack
 	waited := rep.FirstVideoAfterS
 	if !rep.VideoSeen {
 		waited = rep.RunningS

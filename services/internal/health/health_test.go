@@ -98,12 +98,12 @@ func TestEvaluate(t *testing.T) {
 		{name: "a stall is no missing audio", report: with(func(r *job.HealthReport) {
 			r.SourceIdleS, r.Source.Audio = 2.5, job.AudioAbsent
 		}), status: apiv1.HealthStarving, codes: []string{health.CodeSourceStalled}},
-		{name: "no video yet: waiting for the first keyframe", report: &job.HealthReport{RunningS: 3, SourceIdleS: -1},
-			status: apiv1.HealthDegraded, codes: []string{health.CodeWaitingForKeyframe},
-			contains: "received no video in 3.0 s: it waits for the source's first keyframe"},
-		{name: "audio but no keyframe yet", report: &job.HealthReport{RunningS: 3, SourceIdleS: 0.02,
+		{name: "no video yet, as a 2 s source may", report: &job.HealthReport{RunningS: 3, SourceIdleS: -1},
+			status: apiv1.HealthUnknown},
+		{name: "audio but no keyframe yet, longer than a 2 s source takes", report: &job.HealthReport{RunningS: 4, SourceIdleS: 0.02,
 			Source: job.HealthSource{Audio: job.AudioPresent}}, status: apiv1.HealthDegraded,
-			codes: []string{health.CodeWaitingForKeyframe}, contains: "received no video in 3.0 s"},
+			codes: []string{health.CodeWaitingForKeyframe, health.CodeKeyframeTooLong},
+			contains: "received no video in 4.0 s: it waits for the source's first keyframe"},
 		{name: "several", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.Source.Audio = 10, job.AudioAbsent
 		}), status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong, health.CodeAudioMissing}},
