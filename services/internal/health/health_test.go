@@ -102,7 +102,7 @@ func TestEvaluate(t *testing.T) {
 			status: apiv1.HealthUnknown},
 		{name: "audio but no keyframe yet, longer than a 2 s source takes", report: &job.HealthReport{RunningS: 4, SourceIdleS: 0.02,
 			Source: job.HealthSource{Audio: job.AudioPresent}}, status: apiv1.HealthDegraded,
-			codes: []string{health.CodeWaitingForKeyframe, health.CodeKeyframeTooLong},
+			codes:    []string{health.CodeWaitingForKeyframe, health.CodeKeyframeTooLong},
 			contains: "received no video in 4.0 s: it waits for the source's first keyframe"},
 		{name: "several", report: with(func(r *job.HealthReport) {
 			r.Source.KeyframeIntervalS, r.Source.Audio = 10, job.AudioAbsent
