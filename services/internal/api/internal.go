@@ -25,6 +25,7 @@ func (s *Server) internalRoutes(g *echo.Group) {
 	worker := s.requireSecret("worker", func() string { return s.cfg.WorkerSecret })
 	g.POST("/sessions/:id/events", s.sessionEvent, worker)
 	g.GET("/sessions/:id/source", s.sessionSource, worker)
+	g.POST("/sessions/:id/health", s.sessionHealth, worker)
 }
 
 // requireSecret checks the caller's shared secret in constant time: 503 when

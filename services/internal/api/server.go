@@ -26,6 +26,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/health"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,6 +75,7 @@ type Server struct {
 	fleet  *fleet.Registry
 	owners *ownership.Store // the live view routers and origins read (playback policy)
 	signer *playback.Signer // nil without playback keys
+	health *health.Recorder
 }
 
 // NewServer builds the server and its routes. cfg is completed with its
@@ -95,7 +97,11 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute),
-		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer}
+		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer,
+		health: &health.Recorder{Store: d.Store, Logger: log}}
+	if err := d.Registry.Register(health.NewCollector(d.Store, log)); err != nil {
+		return nil, fmt.Errorf("registering stream health metrics: %w", err)
+	}
 
 	s.e = echo.NewWithConfig(echo.Config{Logger: log, HTTPErrorHandler: s.handleError})
 	// observe is outermost: it hands errors to handleError itself, so that the

@@ -77,6 +77,7 @@ func streamDoc(public config.PublicURLs, st store.Stream, open *store.Session) a
 		Ingest:    IngestURLs(public, st.StreamKey),
 		Playback:  PlaybackURLs(public, st.ID, st.Outputs),
 		Session:   sess,
+		Health:    streamHealthDoc(st, open),
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
 	}
 }

@@ -30,6 +30,10 @@ type Stream struct {
 	Session   *Session  `json:"session"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+
+	// Health is the live stream's health (docs/health.md); status unknown
+	// while idle.
+	Health StreamHealth `json:"health"`
 }
 
 // Session is one live session of a stream: from a publisher going live on an
@@ -61,6 +65,49 @@ type Source struct {
 	AudioChannels   int     `json:"audio_channels,omitempty"`
 	AudioSampleRate int     `json:"audio_sample_rate,omitempty"` // Hz
 	BitrateKbps     int     `json:"bitrate_kbps,omitempty"`      // ingest bitrate over the last seconds
+}
+
+// Stream health statuses.
+const (
+	HealthHealthy  = "healthy"  // media flows and nothing needs changing
+	HealthDegraded = "degraded" // media flows, with at least one warning
+	HealthStarving = "starving" // the source sent nothing for 2 s or more
+	HealthUnknown  = "unknown"  // not live, or no report from its worker for 15 s
+)
+
+// StreamHealth is a live stream's health as its worker measures it
+// (docs/health.md). Zero values are not measured (yet).
+type StreamHealth struct {
+	Status   string          `json:"status"` // healthy, degraded, starving or unknown
+	Source   HealthSource    `json:"source"`
+	Output   HealthOutput    `json:"output"`
+	Warnings []HealthWarning `json:"warnings"`
+	// UpdatedAt is when the worker's last report arrived; null: none.
+	UpdatedAt *time.Time `json:"updated_at"`
+}
+
+// HealthSource is the source as the worker receives it.
+type HealthSource struct {
+	FrameRate         float64 `json:"frame_rate"`          // frames per second
+	KeyframeIntervalS float64 `json:"keyframe_interval_s"` // seconds between keyframes
+	BitrateKbps       int     `json:"bitrate_kbps"`        // over the last second
+	BFrames           bool    `json:"b_frames"`
+	Audio             string  `json:"audio,omitempty"` // present or absent; omitted while not known
+	Width             int     `json:"width"`
+	Height            int     `json:"height"`
+}
+
+// HealthOutput is what the worker produces.
+type HealthOutput struct {
+	RealtimeFactor float64 `json:"realtime_factor"` // media seconds encoded per wall second
+	DroppedFrames  uint64  `json:"dropped_frames"`
+	SegmentsLate   uint64  `json:"segments_late"`
+}
+
+// HealthWarning is something to change, with what to change.
+type HealthWarning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // Worker is a transcoding worker of the fleet.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -133,8 +134,38 @@ func (g *globals) printStream(s apiv1.Stream) error {
 			rows = append(rows, []string{"kick requested", *ss.KickReason})
 		}
 	}
+	rows = append(rows, healthRows(s.Health)...)
 	rows = append(rows, []string{"created", s.CreatedAt.UTC().Format(time.RFC3339)}, []string{"updated", s.UpdatedAt.UTC().Format(time.RFC3339)})
 	return g.table([]string{"FIELD", "VALUE"}, rows)
+}
+
+// healthRows are the stream's health: its status, the source and output as
+// the worker measures them, and each warning with what to change.
+func healthRows(h apiv1.StreamHealth) [][]string {
+	status := h.Status
+	if h.UpdatedAt != nil {
+		status += " (reported " + h.UpdatedAt.UTC().Format(time.RFC3339) + ")"
+	}
+	rows := [][]string{{"health", status}}
+	if h.UpdatedAt == nil {
+		return rows
+	}
+	src, out := h.Source, h.Output
+	source := fmt.Sprintf("%dx%d @ %.2f fps, keyframe every %.1f s, %d kbps, B-frames %s, audio %s",
+		src.Width, src.Height, src.FrameRate, src.KeyframeIntervalS, src.BitrateKbps, yesNo(src.BFrames), cmp.Or(src.Audio, "unknown"))
+	output := fmt.Sprintf("%.2f× real time, %d dropped frames, %d late segments", out.RealtimeFactor, out.DroppedFrames, out.SegmentsLate)
+	rows = append(rows, []string{"health source", source}, []string{"health output", output})
+	for _, w := range h.Warnings {
+		rows = append(rows, []string{"warning " + w.Code, w.Message})
+	}
+	return rows
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // videoText is e.g. "H264 1920x1080" (and the frame rate when known).

@@ -50,7 +50,9 @@ type Session struct {
 	// EndRecordedAt is when session.ended was recorded (RecordSessionEnd):
 	// the session is over for good and is never resumed.
 	EndRecordedAt *time.Time
-	UpdatedAt     time.Time
+	// Health is the latest health report of its worker.
+	Health    SessionHealth
+	UpdatedAt time.Time
 }
 
 // Open reports whether the session has not ended.
@@ -112,7 +114,8 @@ func sessionFromRow(r dbq.StreamSession) Session {
 			AudioChannels: intPtr(r.SourceAudioChannels), AudioSampleRate: intPtr(r.SourceAudioSampleRate)},
 		StartedAt: r.StartedAt, EndedAt: r.EndedAt, EndReason: r.EndReason, EndDetail: r.EndDetail,
 		LastError: r.LastError, KickReason: r.KickReason, LastSeenAt: r.LastSeenAt,
-		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, EndRecordedAt: r.EndRecordedAt, UpdatedAt: r.UpdatedAt}
+		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, EndRecordedAt: r.EndRecordedAt,
+		Health: sessionHealthFromRow(r.Health, r.HealthStatus, r.HealthUpdatedAt), UpdatedAt: r.UpdatedAt}
 }
 
 func sessionsFromRows(rows []dbq.StreamSession) []Session {

@@ -36,6 +36,11 @@ type audioBranch struct {
 	gate    *trackGate
 	failure *failure
 	legs    []branch // pointAudio; set before the run starts
+	// beforeVideo reports whether a live source's video has not appeared
+	// yet (set before the run starts). Audio encoded meanwhile is dropped
+	// rather than held: holding it would block the demuxer, which reads
+	// every stream from one thread, before the video's first keyframe.
+	beforeVideo func() bool
 
 	mu sync.Mutex
 	// pending: the audio pad waits for its first buffer, which tells how to
@@ -296,6 +301,9 @@ func (a *audioBranch) onSample(s *app.Sink) gst.FlowReturn {
 	a.mu.Unlock()
 	if first {
 		a.gate.maybeOpen()
+	}
+	if !a.gate.isOpen() && a.beforeVideo != nil && a.beforeVideo() {
+		return gst.FlowOK
 	}
 	if !a.gate.wait() {
 		return gst.FlowFlushing

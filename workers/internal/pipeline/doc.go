@@ -52,6 +52,11 @@
 //     values; records the run's first error.
 //   - runStats (stats.go): the last-output time and the final Stats; Metrics
 //     exports the Stats of every running pipeline.
+//   - healthMeter (health.go): pad probes that read timestamps, flags and
+//     sizes (never the media) of the parsed source video, the demuxed audio
+//     and the first rendition's output; Pipeline.Health is its snapshot
+//     (docs/health.md), exported by Metrics as the dionysia_worker_stream_*
+//     series.
 //
 // # Adding a branch
 //

@@ -124,6 +124,7 @@ type Pipeline struct {
 
 	failure    *failure
 	stats      *runStats
+	health     *healthMeter
 	keyframes  *keyframePolicy
 	renditions *renditionSet
 	video      *videoDecode
@@ -153,17 +154,20 @@ func New(cfg Config) (*Pipeline, error) {
 		red:       redactor{url: u, src: cfg.Source},
 		failure:   newFailure(log),
 		stats:     &runStats{},
+		health:    newHealthMeter(cfg.SegmentDuration, time.Now()),
 		keyframes: &keyframePolicy{segment: cfg.SegmentDuration},
 		stopping:  make(chan struct{}),
 	}
 	// The parts, wired to the ones they call. Their graph is set by build.
 	p.gate = &trackGate{failure: p.failure, stopping: p.stopping, ready: make(chan struct{})}
 	p.renditions = &renditionSet{log: log, ladder: cfg.Ladder, backend: cfg.Backend, threads: cfg.EncoderThreads,
-		keyframes: p.keyframes, gate: p.gate, failure: p.failure, stats: p.stats}
-	p.video = &videoDecode{log: log, backend: cfg.Backend, renditions: p.renditions, gate: p.gate, failure: p.failure}
+		keyframes: p.keyframes, gate: p.gate, failure: p.failure, stats: p.stats, health: p.health}
+	p.video = &videoDecode{log: log, backend: cfg.Backend, renditions: p.renditions, gate: p.gate, failure: p.failure, health: p.health}
 	p.audio = &audioBranch{log: log, cfg: cfg.Ladder.Audio, red: p.red, gate: p.gate, failure: p.failure}
-	p.source = &source{log: log, url: u, src: cfg.Source, srtLatency: cfg.SRTLatency,
-		video: p.video, audio: p.audio, gate: p.gate, failure: p.failure}
+	live := !finite(cfg.Source)
+	p.audio.beforeVideo = func() bool { return live && !p.video.isBuilt() }
+	p.source = &source{log: log, url: u, src: cfg.Source, srtLatency: cfg.SRTLatency, live: live,
+		video: p.video, audio: p.audio, gate: p.gate, failure: p.failure, health: p.health}
 	p.gate.source, p.gate.renditions, p.gate.audio = p.source, p.renditions, p.audio
 	return p, nil
 }

@@ -32,6 +32,7 @@ type renditionSet struct {
 	gate      *trackGate
 	failure   *failure
 	stats     *runStats
+	health    *healthMeter
 	legs      []branch // pointEncoded; set before the run starts
 
 	mu      sync.Mutex
@@ -98,6 +99,7 @@ func (s *renditionSet) buildBranch(index int, r rung, threads int, src sourceVid
 		return nil, nil, err
 	}
 	rb := &renditionBranch{rung: r, index: index, rate: elems[1], gate: s.gate, failure: s.failure, stats: s.stats,
+		keepsRate: r.FPSNum*src.FPSDen == src.FPSNum*r.FPSDen, health: s.health,
 		clock: keyframeClock{interval: time.Duration(r.KeyframeInterval * float64(time.Second))}}
 	s.keyframes.attach(elems[encIdx].GetStaticPad("sink"), &rb.clock)
 	app.SinkFromElement(elems[len(elems)-1]).SetCallbacks(&app.SinkCallbacks{
@@ -140,6 +142,26 @@ func (s *renditionSet) snapshot(now time.Time) ([]RenditionStats, []string) {
 	return out, skipped
 }
 
+// droppedExcess sums the frames videorate dropped in the renditions that
+// keep the source's frame rate: surplus frames, not a planned reduction.
+func (s *renditionSet) droppedExcess() uint64 {
+	s.mu.Lock()
+	list := slices.Clone(s.list)
+	s.mu.Unlock()
+	var n uint64
+	for _, r := range list {
+		if !r.keepsRate {
+			continue
+		}
+		r.mu.Lock()
+		if r.rate != nil {
+			n += propUint(r.rate, "drop")
+		}
+		r.mu.Unlock()
+	}
+	return n
+}
+
 // release drops the references to GStreamer elements.
 func (s *renditionSet) release() {
 	s.mu.Lock()
@@ -161,8 +183,12 @@ type renditionBranch struct {
 	gate    *trackGate
 	failure *failure
 	stats   *runStats
-	out     atomic.Uint64
-	meter   rate
+	// keepsRate: the rung has the source's frame rate, so what its
+	// videorate drops is surplus, not a planned reduction.
+	keepsRate bool
+	health    *healthMeter // fed by the first rendition only
+	out       atomic.Uint64
+	meter     rate
 
 	mu   sync.Mutex
 	rate *gst.Element // videorate, read for stats; nil after teardown
@@ -180,6 +206,9 @@ func (r *renditionBranch) onSample(s *app.Sink) gst.FlowReturn {
 	r.out.Add(1)
 	r.meter.add(now, pts, dur)
 	r.stats.videoOut(now)
+	if r.index == 0 {
+		r.health.output(now, pts, dur, key)
+	}
 	if err := r.gate.sink.WriteVideo(r.index, media.VideoAU{PTS: pts, DTS: dts, Duration: dur, Keyframe: key, Data: data}); err != nil {
 		r.failure.fail(fmt.Errorf("%w: writing %s: %w", ErrSink, r.Name, err))
 		return gst.FlowError

@@ -114,10 +114,12 @@ type source struct {
 	url        string // authenticated: never log
 	src        job.Source
 	srtLatency time.Duration
+	live       bool // rtmp or srt: video may start long after audio
 	video      *videoDecode
 	audio      *audioBranch
 	gate       *trackGate
 	failure    *failure
+	health     *healthMeter
 
 	mu          sync.Mutex
 	demux       *gst.Element
@@ -139,6 +141,9 @@ func (s *source) build() error {
 	}
 	if err := src.Link(demux); err != nil {
 		return fmt.Errorf("linking source to %s: %w", demuxer, err)
+	}
+	if demuxer == "flvdemux" {
+		holdAudioUntilVideo(demux.GetStaticPad("sink"))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -251,6 +256,7 @@ func (s *source) onPadAdded(pad *gst.Pad) {
 		s.mu.Unlock()
 		s.graph.drop(pad)
 	case strings.HasPrefix(name, "audio/"):
+		s.health.watchAudio(pad)
 		s.audio.attach(pad, name, capsStr)
 	default:
 		s.graph.drop(pad)
@@ -309,6 +315,12 @@ func (s *source) onNoMorePads() {
 		// The audio failed before any video was seen: that is the news, not
 		// the missing video.
 		s.failure.fail(fmt.Errorf("%w: audio: %s", ErrBadStream, s.audio.err()))
+	case s.live:
+		// A live source sends video from a keyframe on: with a long
+		// keyframe interval the demuxer gives up waiting for video (flvdemux
+		// after 6 s of audio) before it arrives, and adds its pad when it
+		// does. The start timeout decides.
+		s.log.Info("no video yet: waiting for the source's first keyframe")
 	default:
 		s.failure.fail(ErrNoVideo)
 	}
@@ -328,4 +340,79 @@ func capsInt(re *regexp.Regexp, caps string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// finite reports whether src has an end of its own (a file), as opposed to a
+// live pull.
+func finite(src job.Source) bool { return strings.HasPrefix(src.URL, "file:") }
+
+// FLV tag types (the first byte of a tag) and the header's video flag.
+const (
+	flvTagAudio    = 8
+	flvTagVideo    = 9
+	flvHeaderVideo = 0x01
+	flvTagHeader   = 11 // bytes before a tag's data
+)
+
+// holdAudioUntilVideo drops the FLV audio tags in front of flvdemux, after
+// the first one, until the first video frame, when the FLV header
+// announces video. The edge sends a new reader video from the next
+// keyframe on, audio at once; flvdemux gives up on video after 6 s of audio
+// alone (it signals no-more-pads, then ignores the video tags that follow),
+// so a source with a keyframe interval over 6 s would have no video. The
+// first audio tag (AAC's decoder configuration) passes so that flvdemux
+// creates the audio pad before the video's (it takes the streams it has
+// when the video comes as all there are). Audio before the first picture
+// plays nowhere anyway. rtmp2src outputs the header (with the metadata),
+// then one tag per buffer; only a tag's first bytes are read.
+func holdAudioUntilVideo(pad *gst.Pad) {
+	first, audioSeen := true, false
+	pad.AddProbe(gst.PadProbeTypeBuffer, func(pad *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		buf := info.GetBuffer()
+		if buf == nil || buf.GetSize() < 5 {
+			return gst.PadProbeOK
+		}
+		head := buf.Extract(0, min(buf.GetSize(), flvTagHeader+2))
+		if first {
+			first = false
+			if string(head[:3]) == "FLV" {
+				if head[4]&flvHeaderVideo == 0 {
+					return gst.PadProbeRemove // audio only: nothing to wait for
+				}
+				return gst.PadProbeOK
+			}
+		}
+		switch head[0] & 0x1f {
+		case flvTagAudio:
+			if !audioSeen {
+				audioSeen = true
+				return gst.PadProbeOK
+			}
+			return gst.PadProbeDrop
+		case flvTagVideo:
+			if flvVideoFrame(head) {
+				return gst.PadProbeRemove
+			}
+		}
+		return gst.PadProbeOK
+	})
+}
+
+// flvVideoFrame reports whether a video tag (its first 13 bytes) holds a
+// frame rather than a decoder configuration (an AVC/HEVC sequence header,
+// legacy or enhanced RTMP).
+func flvVideoFrame(head []byte) bool {
+	if len(head) < flvTagHeader+2 {
+		return false
+	}
+	b := head[flvTagHeader]
+	if b&0x80 != 0 { // enhanced RTMP: the low nibble is the packet type
+		pt := b & 0x0f
+		return pt == 1 || pt == 3 // CodedFrames, CodedFramesX
+	}
+	switch b & 0x0f { // codec id
+	case 7, 12: // AVC, HEVC: AVCPacketType 1 is a frame, 0 the sequence header
+		return head[flvTagHeader+1] == 1
+	}
+	return true
 }

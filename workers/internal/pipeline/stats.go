@@ -136,6 +136,7 @@ type Metrics struct {
 	live  map[*Pipeline]struct{}
 	descs struct {
 		in, out, dropped, dup, fps, rtf, audio *prometheus.Desc
+		health                                 healthDescs
 	}
 }
 
@@ -151,6 +152,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.descs.fps = prometheus.NewDesc("dionysia_worker_encode_fps", "Encoder output frames per second over the last second.", l, nil)
 	m.descs.rtf = prometheus.NewDesc("dionysia_worker_realtime_factor", "Media time encoded per wall-clock second (1 = real time).", l, nil)
 	m.descs.audio = prometheus.NewDesc("dionysia_worker_audio_frames_out_total", "AAC frames handed to the packager.", []string{"stream_id"}, nil)
+	m.descs.health = newHealthDescs()
 	if reg != nil {
 		if err := reg.Register(m); err != nil {
 			return nil, err
@@ -182,6 +184,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.descs.in, m.descs.out, m.descs.dropped, m.descs.dup, m.descs.fps, m.descs.rtf, m.descs.audio} {
 		ch <- d
 	}
+	m.descs.health.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -203,5 +206,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.descs.rtf, prometheus.GaugeValue, r.RealtimeFactor, s.StreamID, r.Name)
 		}
 		ch <- prometheus.MustNewConstMetric(m.descs.audio, prometheus.CounterValue, float64(s.AudioFramesOut), s.StreamID)
+		m.descs.health.collect(ch, s.StreamID, p.Health())
 	}
 }

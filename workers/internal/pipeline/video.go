@@ -26,6 +26,7 @@ type videoDecode struct {
 	renditions *renditionSet
 	gate       *trackGate
 	failure    *failure
+	health     *healthMeter
 	filters    []branch // pointFilter, in order; set before the run starts
 	legs       []branch // pointDecoded; set before the run starts
 
@@ -92,6 +93,7 @@ func (v *videoDecode) buildLocked(pad *gst.Pad, codec string) error {
 	if err != nil {
 		return err
 	}
+	v.health.watchVideo(head[1].GetStaticPad("src"))
 	last := head[2]
 	for _, f := range v.filters {
 		elems, err := f.build(v.graph, attachment{point: pointFilter, codec: codec})

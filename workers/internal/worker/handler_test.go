@@ -107,7 +107,7 @@ func setup(t *testing.T) *testBundle {
 		Retention:   time.Hour,
 		SourceGrace: 500 * time.Millisecond,
 		EndLinger:   200 * time.Millisecond,
-		Run:         PipelineRunner(hwprobe.CPU(), nil, log),
+		Run:         PipelineRunner(hwprobe.CPU(), nil, nil, log),
 	}
 	return &testBundle{handler: h, rdb: rdb, redisURL: r.URL, store: store, stops: stops, events: events, dataDir: dataDir}
 }

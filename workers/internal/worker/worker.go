@@ -90,7 +90,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
-		Run:         PipelineRunner(probe.Backend, pmetrics, log),
+		Run: PipelineRunner(probe.Backend, pmetrics,
+			&HealthReporter{APIURL: cfg.APIURL, Secret: cfg.Secret, WorkerID: cfg.ID, Logger: log}, log),
 	}
 	handler.Metrics, err = NewMetrics(reg, handler.Load, probe.Capacity)
 	if err != nil {
@@ -211,9 +212,10 @@ func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, r
 
 // PipelineRunner returns the RunFunc that runs the GStreamer pipeline with the
 // probed backend, marking failures a restart cannot fix as ErrPermanent.
-func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, log *slog.Logger) RunFunc {
+// While a run lasts, health (nil: none) reports its measurements.
+func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, health *HealthReporter, log *slog.Logger) RunFunc {
 	return func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error {
-		err := pipeline.Run(ctx, pipeline.Config{
+		p, err := pipeline.New(pipeline.Config{
 			StreamID:        t.StreamID.String(),
 			Source:          src,
 			Ladder:          t.Ladder,
@@ -221,7 +223,15 @@ func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, log *slo
 			SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
 			Logger:          log.With("session_id", t.SessionID),
 			Metrics:         metrics,
-		}, sink)
+		})
+		if err == nil {
+			hctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); health.Run(hctx, t, p.Health) }()
+			err = p.Run(ctx, sink)
+			stop()
+			<-done
+		}
 		if permanentPipelineError(err) {
 			return fmt.Errorf("%w: %w", ErrPermanent, err)
 		}

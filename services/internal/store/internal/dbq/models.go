@@ -89,6 +89,9 @@ type StreamSession struct {
 	WorkerStopAt          *time.Time
 	WorkerStoppedAt       *time.Time
 	EndRecordedAt         *time.Time
+	Health                []byte
+	HealthStatus          *string
+	HealthUpdatedAt       *time.Time
 }
 
 type Webhook struct {
