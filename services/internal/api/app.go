@@ -18,6 +18,7 @@ import (
 	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/dionysia/dionysia/services/internal/webhook"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,7 @@ type App struct {
 	server     *Server
 	dispatcher *dispatch.Dispatcher
 	ingest     *ingest.Service // nil without an edge secret
+	deliverer  *webhook.Deliverer
 }
 
 // NewApp constructs the API's components; it starts nothing. cfg is
@@ -100,13 +102,25 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 		return nil, fmt.Errorf("api config: %s: %w", conf.PlaybackKeys.Env, err)
 	}
 
+	// The webhook delivery worker: every API process sends the deliveries
+	// the event log fans out (migration 00008), sharing them through the
+	// database.
+	deliverer, err := webhook.New(d.Store, d.Pool, webhook.Config{Webhooks: cfg.Webhooks,
+		AllowPrivateTargets: cfg.AllowPrivateTargets, Logger: log, Registerer: d.Registry})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AllowPrivateTargets {
+		log.Warn(config.VarAllowPrivateTargets.Env + " is set: webhooks may reach loopback, private and link-local addresses")
+	}
+
 	// The HTTP server: /api/v1, /internal/v1, health and metrics.
 	srv, err := NewServer(cfg, ServerDeps{Store: d.Store, Pool: d.Pool, Redis: d.Redis, Fleet: workers, Owners: owners, Ingest: ing,
 		Signer: signer, Registry: d.Registry, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing}, nil
+	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, deliverer: deliverer}, nil
 }
 
 // Run starts the background loops (RunBackground) and serves HTTP on ln
@@ -128,12 +142,13 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// RunBackground runs the dispatch watchdog and the ingest lifecycle's worker
-// stops until ctx ends. Run runs it; tests that serve Handler themselves run
+// RunBackground runs the dispatch watchdog, the ingest lifecycle's worker
+// stops and the webhook delivery worker until ctx ends. Run runs it; tests that serve Handler themselves run
 // it too.
 func (a *App) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.dispatcher.Run(ctx) })
+	wg.Go(func() { _ = a.deliverer.Run(ctx) })
 	if a.ingest != nil {
 		wg.Go(func() { _ = a.ingest.Run(ctx) })
 	}

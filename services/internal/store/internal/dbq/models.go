@@ -128,6 +128,7 @@ type WebhookDelivery struct {
 	CreatedAt      time.Time
 	DeliveredAt    *time.Time
 	FailedAt       *time.Time
+	QueuedAt       time.Time
 }
 
 type WorkersSeen struct {

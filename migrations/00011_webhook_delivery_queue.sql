@@ -1,0 +1,12 @@
+-- When a webhook delivery was (re)queued: retries run until queued_at plus
+-- DIONYSIA_WEBHOOK_RETRY_FOR. It is created_at for a new delivery, and is
+-- moved to now() by a redelivery (POST /events/{id}/redeliver) and when an
+-- operator re-enables a disabled endpoint, so that an old event redelivered
+-- gets the whole retry window (docs/webhooks.md).
+
+-- +goose Up
+ALTER TABLE webhook_deliveries ADD COLUMN queued_at timestamptz NOT NULL DEFAULT now();
+UPDATE webhook_deliveries SET queued_at = created_at;
+
+-- +goose Down
+ALTER TABLE webhook_deliveries DROP COLUMN queued_at;
