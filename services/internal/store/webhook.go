@@ -215,7 +215,7 @@ type Delivery struct {
 // Attempt is one HTTP request of a delivery.
 type Attempt struct {
 	AttemptedAt time.Time
-	StatusCode  *int   // nil: no answer (Error says why)
+	StatusCode  *int // nil: no answer (Error says why)
 	Latency     time.Duration
 	Error       *string
 }
