@@ -229,7 +229,7 @@ func (s *Server) rotateWebhookSecret(c *echo.Context) error {
 	if err != nil {
 		return decodeError(err)
 	}
-	grace := s.cfg.Webhooks.SecretGrace
+	grace := s.cfg.Webhooks.RotationGrace
 	if len(bytes.TrimSpace(raw)) > 0 {
 		var req apiv1.WebhookRotateSecret
 		if err := decodeJSON(bytes.NewReader(raw), &req); err != nil {

@@ -74,7 +74,7 @@ func TestWebhookLifecycle(t *testing.T) {
 	r = b.do(http.MethodPost, "/api/v1/webhooks/"+w.ID.String()+"/rotate-secret", b.adminKey, nil)
 	require.Equal(t, http.StatusOK, r.status, "no body: the configured grace")
 	r.decode(t, &rotated)
-	require.WithinDuration(t, time.Now().Add(config.DefaultWebhookSecretGrace), *rotated.PreviousSecretExpiresAt, time.Minute)
+	require.WithinDuration(t, time.Now().Add(config.DefaultWebhookRotationGrace), *rotated.PreviousSecretExpiresAt, time.Minute)
 
 	r = b.do(http.MethodPost, "/api/v1/webhooks/"+w.ID.String()+"/test", b.adminKey, nil)
 	require.Equal(t, http.StatusConflict, r.status, "a disabled endpoint gets no test")

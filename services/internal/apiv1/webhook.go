@@ -86,7 +86,7 @@ func (o OptionalID) MarshalJSON() ([]byte, error) { return json.Marshal(o.ID) }
 // WebhookRotateSecret is the optional body of POST /webhooks/{id}/rotate-secret.
 type WebhookRotateSecret struct {
 	// GraceSeconds is how long the current secret still signs (requests
-	// carry both signatures meanwhile); default DIONYSIA_WEBHOOK_SECRET_GRACE,
+	// carry both signatures meanwhile); default DIONYSIA_WEBHOOK_ROTATION_GRACE,
 	// 0 ends it at once.
 	GraceSeconds *int `json:"grace_seconds"`
 }

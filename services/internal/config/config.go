@@ -41,14 +41,14 @@ const (
 	DefaultDispatchFirstPickup = 3 * time.Second
 	DefaultReconnectGrace      = 10 * time.Second
 
-	DefaultWebhookTimeout      = 10 * time.Second
-	DefaultWebhookRetryFor     = 24 * time.Hour
-	DefaultWebhookDisableAfter = 20 // consecutive failed deliveries
-	DefaultWebhookConcurrency  = 16 // requests in flight per API process
-	DefaultWebhookBackoffBase  = time.Second
-	DefaultWebhookBackoffMax   = time.Hour
-	DefaultWebhookSecretGrace  = 24 * time.Hour
-	DefaultWebhookPoll         = time.Second
+	DefaultWebhookTimeout       = 10 * time.Second
+	DefaultWebhookRetryFor      = 24 * time.Hour
+	DefaultWebhookDisableAfter  = 20 // consecutive failed deliveries
+	DefaultWebhookConcurrency   = 16 // requests in flight per API process
+	DefaultWebhookBackoffBase   = time.Second
+	DefaultWebhookBackoffMax    = time.Hour
+	DefaultWebhookRotationGrace = 24 * time.Hour
+	DefaultWebhookPoll          = time.Second
 )
 
 // Settings of this package (the shared ones are in package conf).
@@ -80,14 +80,14 @@ var (
 	// loopback, private and link-local addresses (pkg/netguard).
 	VarAllowPrivateTargets = conf.Var{Flag: "allow-private-targets", Env: "DIONYSIA_ALLOW_PRIVATE_TARGETS"}
 
-	VarWebhookTimeout      = conf.Var{Flag: "webhook-timeout", Env: "DIONYSIA_WEBHOOK_TIMEOUT"}
-	VarWebhookRetryFor     = conf.Var{Flag: "webhook-retry-for", Env: "DIONYSIA_WEBHOOK_RETRY_FOR"}
-	VarWebhookDisableAfter = conf.Var{Flag: "webhook-disable-after", Env: "DIONYSIA_WEBHOOK_DISABLE_AFTER"}
-	VarWebhookConcurrency  = conf.Var{Flag: "webhook-concurrency", Env: "DIONYSIA_WEBHOOK_CONCURRENCY"}
-	VarWebhookBackoffBase  = conf.Var{Flag: "webhook-backoff-base", Env: "DIONYSIA_WEBHOOK_BACKOFF_BASE"}
-	VarWebhookBackoffMax   = conf.Var{Flag: "webhook-backoff-max", Env: "DIONYSIA_WEBHOOK_BACKOFF_MAX"}
-	VarWebhookSecretGrace  = conf.Var{Flag: "webhook-secret-grace", Env: "DIONYSIA_WEBHOOK_SECRET_GRACE"}
-	VarWebhookPoll         = conf.Var{Flag: "webhook-poll-interval", Env: "DIONYSIA_WEBHOOK_POLL_INTERVAL"}
+	VarWebhookTimeout       = conf.Var{Flag: "webhook-timeout", Env: "DIONYSIA_WEBHOOK_TIMEOUT"}
+	VarWebhookRetryFor      = conf.Var{Flag: "webhook-retry-for", Env: "DIONYSIA_WEBHOOK_RETRY_FOR"}
+	VarWebhookDisableAfter  = conf.Var{Flag: "webhook-disable-after", Env: "DIONYSIA_WEBHOOK_DISABLE_AFTER"}
+	VarWebhookConcurrency   = conf.Var{Flag: "webhook-concurrency", Env: "DIONYSIA_WEBHOOK_CONCURRENCY"}
+	VarWebhookBackoffBase   = conf.Var{Flag: "webhook-backoff-base", Env: "DIONYSIA_WEBHOOK_BACKOFF_BASE"}
+	VarWebhookBackoffMax    = conf.Var{Flag: "webhook-backoff-max", Env: "DIONYSIA_WEBHOOK_BACKOFF_MAX"}
+	VarWebhookRotationGrace = conf.Var{Flag: "webhook-rotation-grace", Env: "DIONYSIA_WEBHOOK_ROTATION_GRACE"}
+	VarWebhookPoll          = conf.Var{Flag: "webhook-poll-interval", Env: "DIONYSIA_WEBHOOK_POLL_INTERVAL"}
 )
 
 // APISecrets are the environment-only settings of `dionysia api`.
@@ -248,9 +248,9 @@ type Webhooks struct {
 	// defaults DefaultWebhookBackoffBase and DefaultWebhookBackoffMax.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
-	// SecretGrace is how long a rotated-out secret still signs, unless the
-	// rotation says otherwise; default DefaultWebhookSecretGrace.
-	SecretGrace time.Duration
+	// RotationGrace is how long a rotated-out secret still signs, unless the
+	// rotation says otherwise; default DefaultWebhookRotationGrace.
+	RotationGrace time.Duration
 	// PollInterval is how often the delivery worker looks for due deliveries
 	// without being notified; default DefaultWebhookPoll.
 	PollInterval time.Duration
@@ -264,7 +264,7 @@ func (c Webhooks) WithDefaults() Webhooks {
 	c.Concurrency = cmp.Or(c.Concurrency, DefaultWebhookConcurrency)
 	c.BackoffBase = cmp.Or(c.BackoffBase, DefaultWebhookBackoffBase)
 	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultWebhookBackoffMax)
-	c.SecretGrace = cmp.Or(c.SecretGrace, DefaultWebhookSecretGrace)
+	c.RotationGrace = cmp.Or(c.RotationGrace, DefaultWebhookRotationGrace)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultWebhookPoll)
 	return c
 }
@@ -278,7 +278,7 @@ func (c Webhooks) Validate() error {
 		conf.Range(VarWebhookConcurrency, c.Concurrency, 1, 1000),
 		conf.Range(VarWebhookBackoffBase, c.BackoffBase, time.Millisecond, time.Hour),
 		conf.Range(VarWebhookBackoffMax, c.BackoffMax, time.Millisecond, 24*time.Hour),
-		conf.Range(VarWebhookSecretGrace, c.SecretGrace, time.Duration(0), 30*24*time.Hour),
+		conf.Range(VarWebhookRotationGrace, c.RotationGrace, time.Duration(0), 30*24*time.Hour),
 		conf.Range(VarWebhookPoll, c.PollInterval, 10*time.Millisecond, time.Minute),
 	}
 	if c.BackoffMax < c.BackoffBase {
@@ -297,7 +297,7 @@ func (c *Webhooks) RegisterFlags(fs *pflag.FlagSet) {
 	f.Int(&c.Concurrency, VarWebhookConcurrency, d.Concurrency, "webhook requests in flight per API process")
 	f.Duration(&c.BackoffBase, VarWebhookBackoffBase, d.BackoffBase, "first retry delay bound of a webhook delivery (doubles per attempt, full jitter)")
 	f.Duration(&c.BackoffMax, VarWebhookBackoffMax, d.BackoffMax, "largest retry delay of a webhook delivery")
-	f.Duration(&c.SecretGrace, VarWebhookSecretGrace, d.SecretGrace, "how long a rotated-out webhook secret still signs, by default")
+	f.Duration(&c.RotationGrace, VarWebhookRotationGrace, d.RotationGrace, "how long a rotated-out webhook secret still signs, by default")
 	f.Duration(&c.PollInterval, VarWebhookPoll, d.PollInterval, "how often the delivery worker looks for due deliveries without a notification")
 }
 
