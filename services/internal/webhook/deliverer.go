@@ -139,7 +139,16 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		select {
 		case <-done:
 			// A finished delivery may unblock the next one of its stream.
+			// Count every one finished by now, to claim them in one query.
 			inFlight--
+			for more := true; more; {
+				select {
+				case <-done:
+					inFlight--
+				default:
+					more = false
+				}
+			}
 		case <-d.wake:
 		case <-tick.C:
 		case <-ctx.Done():

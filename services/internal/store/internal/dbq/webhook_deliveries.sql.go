@@ -17,11 +17,14 @@ WITH due AS (
     SELECT d.id FROM webhook_deliveries d
     JOIN webhooks w ON w.id = d.webhook_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.enabled
-      AND NOT EXISTS (
+      AND (d.stream_id IS NULL OR NOT EXISTS (
           SELECT 1 FROM webhook_deliveries o
           WHERE o.webhook_id = d.webhook_id AND o.stream_id = d.stream_id
-            AND o.status = 'pending' AND o.event_seq < d.event_seq)
-    ORDER BY d.next_attempt_at, d.event_seq
+            AND o.status = 'pending' AND o.event_seq < d.event_seq))
+    -- next_attempt_at alone, so that the due index is read in order and
+    -- the scan stops at max_rows (the order condition is an index probe per
+    -- row): a claim costs ~0.1 ms whatever the backlog.
+    ORDER BY d.next_attempt_at
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
 )
