@@ -246,6 +246,13 @@ func TestWebhookTestDeliveriesAndRedeliver(t *testing.T) {
 	require.Zero(t, doc.ConsecutiveFailures)
 
 	require.NotContains(t, b.logs.String(), w.Secret)
+	r = b.do(http.MethodGet, "/metrics", "", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	for _, m := range []string{`dionysia_webhook_deliveries_total{result="delivered"} 2`, `dionysia_webhook_deliveries_total{result="retried"} 1`,
+		"dionysia_webhook_attempt_duration_seconds_count 3", "dionysia_webhook_pending_deliveries 0",
+		`dionysia_webhook_endpoint_consecutive_failures{webhook_id="` + w.ID.String() + `"} 0`, "dionysia_webhook_endpoints_disabled_total 0"} {
+		require.Contains(t, string(r.body), m)
+	}
 	r = b.do(http.MethodGet, fmt.Sprintf("/api/v1/webhooks/%s/deliveries?limit=0", w.ID), b.readKey, nil)
 	require.Equal(t, http.StatusBadRequest, r.status)
 }
