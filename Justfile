@@ -35,12 +35,16 @@ lint:
     for m in {{modules}}; do (cd $m && go vet ./...); done
 
 # Every test: set-up, checks, build, then each module's tests, the e2e suite included.
-test: setup check-generated lint check-packaging build
+test: setup check-generated lint check-packaging check-monitoring build
     for m in {{modules}}; do echo "== go test ./... in $m"; v=""; [ "$m" = e2e ] && v=-v; (cd $m && go test -race -count=1 -timeout 30m $v ./...); done
 
 # Validate docker-compose.yml, the Dockerfiles, Kubernetes manifests and systemd units.
 check-packaging:
     deploy/check-packaging.sh
+
+# Check the Prometheus rules (promtool check and unit tests), scrape configs and the Grafana dashboard.
+check-monitoring:
+    deploy/check-monitoring.sh
 
 # Apply database migrations.
 migrate *args="up": build

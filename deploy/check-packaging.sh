@@ -60,6 +60,7 @@ POSTGRES_PASSWORD=check0123456789abcdef
 DIONYSIA_EDGE_SECRET=check-edge-secret
 DIONYSIA_WORKER_SECRET=check-worker-secret
 DIONYSIA_PLAYBACK_KEYS=k1:Y2hlY2stcGxheWJhY2sta2V5LTMyLWJ5dGVzLWxvbmc=
+GRAFANA_ADMIN_PASSWORD=check-grafana-password
 EOF
 if out="$(docker-compose --env-file "${tmp}/check.env" -f docker-compose.yml --profile gpu config -q 2>&1)"; then
   ok "docker-compose --env-file <filled> --profile gpu config -q"
@@ -67,7 +68,7 @@ else
   fail "docker-compose.yml with a filled env file is invalid: ${out}"
 fi
 # No secret may have a default, and the committed example must hold none.
-for v in POSTGRES_PASSWORD DIONYSIA_EDGE_SECRET DIONYSIA_WORKER_SECRET DIONYSIA_PLAYBACK_KEYS; do
+for v in POSTGRES_PASSWORD DIONYSIA_EDGE_SECRET DIONYSIA_WORKER_SECRET DIONYSIA_PLAYBACK_KEYS GRAFANA_ADMIN_PASSWORD; do
   if grep -Eq "\\\$\{${v}:?-[^}]" docker-compose.yml; then fail "docker-compose.yml: ${v} has a default value"; fi
   if ! grep -Eq "^${v}=$" .env.example; then fail ".env.example: ${v} must be present and empty"; fi
 done
@@ -101,7 +102,7 @@ packaging_only = {"DIONYSIA_API_BIND", "DIONYSIA_WORKER_CPU_CAPACITY",
 # --- compose ---
 compose = yaml.safe_load(read(os.path.join(root, "docker-compose.yml")))
 svcs = compose.get("services", {})
-want = {"postgres", "redis", "migrate", "api", "edge", "router", "worker-cpu", "worker-gpu"}
+want = {"postgres", "redis", "migrate", "api", "edge", "router", "worker-cpu", "worker-gpu", "prometheus", "grafana"}
 if set(svcs) != want:
     err("docker-compose.yml", f"services {sorted(svcs)} != {sorted(want)}")
 gpu = svcs.get("worker-gpu", {})

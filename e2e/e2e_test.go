@@ -268,6 +268,23 @@ func TestPlatform(t *testing.T) {
 		p.StartWorker(t, victim.ID+"-restarted", 2*time.Second)
 		time.Sleep(3 * time.Second)
 		require.Equal(t, survivor.ID, p.owner(t, st.ID), "ownership stays with the survivor")
+
+		// The move is one stream.failover event with the gap the API
+		// measured: from the victim's last heartbeat to the survivor's start.
+		var failovers []failoverEvent
+		Eventually(t, 30*time.Second, 200*time.Millisecond, "a stream.failover event", func() bool {
+			failovers = p.failovers(t, st.ID)
+			return len(failovers) > 0
+		})
+		require.Len(t, failovers, 1, "one failover, one event")
+		fo := failovers[0].Data
+		require.Equal(t, s.Session.ID, fo.SessionID)
+		require.Equal(t, victim.ID, fo.FromWorker)
+		require.Equal(t, survivor.ID, fo.ToWorker)
+		require.NotNil(t, fo.GapMs)
+		require.Positive(t, *fo.GapMs)
+		t.Logf("FAILOVER EVENT: stream.failover %s -> %s, gap_ms=%d (from %s's last heartbeat to %s's start)",
+			fo.FromWorker, fo.ToWorker, *fo.GapMs, fo.FromWorker, fo.ToWorker)
 	})
 
 	t.Run("Redis restart", func(t *testing.T) {
@@ -380,6 +397,27 @@ func TestPlatform(t *testing.T) {
 }
 
 // owner returns the worker that owns a stream, from the routing registry.
+// failoverEvent is the part of a stream.failover event the suite reads.
+type failoverEvent struct {
+	ID   string `json:"id"`
+	Data struct {
+		SessionID  string `json:"session_id"`
+		FromWorker string `json:"from_worker"`
+		ToWorker   string `json:"to_worker"`
+		GapMs      *int64 `json:"gap_ms"`
+	} `json:"data"`
+}
+
+// failovers returns a stream's stream.failover events.
+func (p *Platform) failovers(t testing.TB, streamID string) []failoverEvent {
+	t.Helper()
+	var list struct {
+		Data []failoverEvent `json:"data"`
+	}
+	require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/events?type=stream.failover&stream_id="+streamID, "", &list))
+	return list.Data
+}
+
 func (p *Platform) owner(t testing.TB, streamID string) string {
 	t.Helper()
 	id, err := p.Redis.HGet(context.Background(), "dionysia:stream:"+streamID+":owner", "worker_id").Result()

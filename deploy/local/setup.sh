@@ -6,8 +6,8 @@
 #
 #   setup.sh base       what every recipe needs: apt packages, just, mediamtx,
 #                       the preview page's players (deploy/local/just runs it)
-#   setup.sh test-deps  base, plus what only the tests need: Chromium, sqlc,
-#                       the end-to-end suite's npm packages
+#   setup.sh test-deps  base, plus what only the tests need: Chromium, promtool,
+#                       sqlc, the end-to-end suite's npm packages
 #   setup.sh sqlc       only sqlc (just generate)
 #   setup.sh services   start local PostgreSQL and Redis (no systemd needed) and
 #                       create the dionysia role and databases
@@ -34,8 +34,10 @@ APT_BASE=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   postgresql redis-server ffmpeg nodejs npm
 )
-# What only the tests need: the players run in headless Chromium.
-APT_TEST=(chromium)
+# What only the tests need: the players run in headless Chromium; promtool (from
+# prometheus) checks the alert rules. On a host with systemd, that package also enables a
+# Prometheus server on :9090 (`systemctl disable --now prometheus` if you do not want it).
+APT_TEST=(chromium prometheus)
 
 # shellcheck source=lib.sh
 source "${root}/deploy/local/lib.sh"
@@ -142,6 +144,7 @@ base() {
 test_deps() {
   base
   install_apt "${APT_TEST[@]}"
+  say "promtool: $(promtool --version 2>&1 | head -n 1)"
   install_sqlc
   install_test_npm
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/pkg/fleet"
@@ -53,6 +54,7 @@ type App struct {
 	dispatcher *dispatch.Dispatcher
 	ingest     *ingest.Service // nil without an edge secret
 	deliverer  *webhook.Deliverer
+	pruner     *EventPruner
 }
 
 // NewApp constructs the API's components; it starts nothing. cfg is
@@ -72,8 +74,11 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 
 	// The dispatcher enqueues a transcode per live session; its watchdog
 	// re-dispatches sessions whose worker is gone (started by Run).
+	// Its look at the fleet records worker.up and worker.lost.
+	workerEvents := &WorkerEvents{Store: d.Store, Logger: log}
 	disp, err := dispatch.New(d.Redis, workers, owners, ingest.Transcodes{Store: d.Store, EdgeSecret: cfg.EdgeSecret},
-		dispatch.Config{Dispatch: cfg.Dispatch, Prefix: prefix, Logger: log, Registerer: d.Registry})
+		dispatch.Config{Dispatch: cfg.Dispatch, Prefix: prefix, Logger: log, Registerer: d.Registry,
+			ObserveFleet: workerEvents.Observe})
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +90,7 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	} else {
 		ing, err = ingest.New(d.Store, disp, job.StopSignal{Redis: d.Redis, Prefix: prefix},
 			ingest.Config{EdgeSecret: cfg.EdgeSecret, ReconnectGrace: cfg.Dispatch.ReconnectGrace,
+				EventData: EventData{Public: cfg.Public}, Workers: ingest.LastSeenFunc(lastHeartbeat(workers)),
 				Logger: log, Registerer: d.Registry})
 		if err != nil {
 			return nil, err
@@ -120,7 +126,26 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, deliverer: deliverer}, nil
+	// The event log's retention.
+	pruner := &EventPruner{Store: d.Store, Retention: cfg.EventRetention, Logger: log}
+	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner, deliverer: deliverer}, nil
+}
+
+// lastHeartbeat looks a worker's last heartbeat up in the fleet: where a
+// stream.failover's gap starts.
+func lastHeartbeat(workers *fleet.Registry) func(ctx context.Context, id string) (time.Time, bool, error) {
+	return func(ctx context.Context, id string) (time.Time, bool, error) {
+		ws, err := workers.List(ctx)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		for _, w := range ws {
+			if w.ID == id {
+				return w.LastSeen, true, nil
+			}
+		}
+		return time.Time{}, false, nil
+	}
 }
 
 // Run starts the background loops (RunBackground) and serves HTTP on ln
@@ -143,11 +168,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // RunBackground runs the dispatch watchdog, the ingest lifecycle's worker
-// stops and the webhook delivery worker until ctx ends. Run runs it; tests that serve Handler themselves run
-// it too.
+// stops, the event log's pruner and the webhook delivery worker until ctx
+// ends. Run runs it; tests that serve Handler themselves run it too.
 func (a *App) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.dispatcher.Run(ctx) })
+	wg.Go(func() { _ = a.pruner.Run(ctx) })
 	wg.Go(func() { _ = a.deliverer.Run(ctx) })
 	if a.ingest != nil {
 		wg.Go(func() { _ = a.ingest.Run(ctx) })

@@ -48,13 +48,19 @@ type ingestBundle struct {
 
 func setupIngest(t *testing.T) *ingestBundle {
 	t.Helper()
+	return setupIngestWithGrace(t, 300*time.Millisecond)
+}
+
+// setupIngestWithGrace is setupIngest with the reconnect grace.
+func setupIngestWithGrace(t *testing.T, grace time.Duration) *ingestBundle {
+	t.Helper()
 	// asynq has no key prefix: the test gets a Redis database of its own.
 	r := testkit.RedisDatabase(t)
 	rdb, prefix := r.Client, r.Prefix
 	b := &ingestBundle{rdb: rdb, prefix: prefix, insp: asynq.NewInspectorFromRedisClient(rdb),
 		owners: ownership.New(rdb, ownership.Config{Prefix: prefix}), stops: job.StopSignal{Redis: rdb, Prefix: prefix}}
 	b.testBundle = setup(t, bundleOpts{redis: rdb, redisPrefix: prefix, edgeSecret: edgeSecret, workerSecret: workerSecret,
-		playbackKeys: playbackKeys, dispatch: config.Dispatch{ReconnectGrace: 300 * time.Millisecond}})
+		playbackKeys: playbackKeys, dispatch: config.Dispatch{ReconnectGrace: grace}})
 	b.kickSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !edgeapi.CheckSecret(r, edgeSecret) || r.URL.Path != edgeapi.KickPath {
 			http.Error(w, "no", http.StatusUnauthorized)

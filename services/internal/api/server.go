@@ -118,6 +118,7 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	s.profileRoutes(s.v1)
 	s.apiKeyRoutes(s.v1.Group("/api-keys", requireScope(store.ScopeAdmin)))
 	s.workerRoutes(s.v1)
+	s.eventRoutes(s.v1)
 	s.webhookRoutes(s.v1)
 	s.internalRoutes(s.e.Group("/internal/v1"))
 	return s, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
 	"github.com/dionysia/dionysia/services/internal/config"
+	"github.com/dionysia/dionysia/services/internal/event"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
@@ -58,6 +59,10 @@ func PlaybackURLs(p config.PublicURLs, id uuid.UUID, outputs []string) apiv1.Pla
 
 // streamDoc is a stream's JSON with its open session (nil when not live).
 func (s *Server) streamDoc(st store.Stream, open *store.Session) apiv1.Stream {
+	return streamDoc(s.cfg.Public, st, open)
+}
+
+func streamDoc(public config.PublicURLs, st store.Stream, open *store.Session) apiv1.Stream {
 	var sess *apiv1.Session
 	if open != nil {
 		d := sessionDoc(*open)
@@ -69,8 +74,8 @@ func (s *Server) streamDoc(st store.Stream, open *store.Session) apiv1.Stream {
 		Outputs: st.Outputs, Hardware: st.Hardware, PlaybackPolicy: st.PlaybackPolicy,
 		SegmentDuration: st.SegmentDuration, PlaylistWindowSize: st.PlaylistWindowSize,
 		Disabled: st.Disabled, Status: st.Status,
-		Ingest:    IngestURLs(s.cfg.Public, st.StreamKey),
-		Playback:  PlaybackURLs(s.cfg.Public, st.ID, st.Outputs),
+		Ingest:    IngestURLs(public, st.StreamKey),
+		Playback:  PlaybackURLs(public, st.ID, st.Outputs),
 		Session:   sess,
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
 	}
@@ -118,7 +123,14 @@ func (s *Server) createStream(c *echo.Context) error {
 	if req.Disabled != nil {
 		n.Disabled = *req.Disabled
 	}
-	st, err := s.store.CreateStream(c.Request().Context(), n)
+	var st store.Stream
+	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
+		var err error
+		if st, err = tx.CreateStream(c.Request().Context(), n); err != nil {
+			return err
+		}
+		return s.appendStreamEvent(c, tx, event.StreamCreated, st)
+	})
 	if err != nil {
 		return err
 	}
@@ -210,7 +222,14 @@ func (s *Server) updateStream(c *echo.Context) error {
 		}
 		u.ProfileID = &p.ID
 	}
-	st, err := s.store.UpdateStream(c.Request().Context(), id, u)
+	var st store.Stream
+	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
+		var err error
+		if st, err = tx.UpdateStream(c.Request().Context(), id, u); err != nil {
+			return err
+		}
+		return s.appendStreamEvent(c, tx, event.StreamUpdated, st)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("no stream with id %s", id)
 	}
@@ -245,7 +264,17 @@ func (s *Server) deleteStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteStream(c.Request().Context(), id)
+	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
+		st, err := tx.GetStream(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		// The data is the stream as it was when it was deleted.
+		if err := s.appendStreamEvent(c, tx, event.StreamDeleted, st); err != nil {
+			return err
+		}
+		return tx.DeleteStream(c.Request().Context(), id)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("no stream with id %s", id)
 	}
@@ -260,7 +289,15 @@ func (s *Server) rotateStreamKey(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.store.RotateStreamKey(c.Request().Context(), id)
+	var st store.Stream
+	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
+		var err error
+		if st, err = tx.RotateStreamKey(c.Request().Context(), id); err != nil {
+			return err
+		}
+		// The key is a secret: the event says that the stream changed, not how.
+		return s.appendStreamEvent(c, tx, event.StreamUpdated, st)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("no stream with id %s", id)
 	}

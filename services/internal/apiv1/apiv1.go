@@ -15,7 +15,7 @@ import (
 type Stream struct {
 	ID                 uuid.UUID    `json:"id"`
 	Name               string       `json:"name"`
-	StreamKey          string       `json:"stream_key"`
+	StreamKey          string       `json:"stream_key,omitempty"` // omitted only in event data (EventStream)
 	Profile            ProfileRef   `json:"profile"`
 	Outputs            []string     `json:"outputs"`
 	Hardware           string       `json:"hardware"`
@@ -24,7 +24,7 @@ type Stream struct {
 	PlaylistWindowSize int          `json:"playlist_window_size"` // segments
 	Disabled           bool         `json:"disabled"`
 	Status             string       `json:"status"`
-	Ingest             IngestURLs   `json:"ingest"`
+	Ingest             IngestURLs   `json:"ingest,omitzero"` // omitted only in event data (EventStream)
 	Playback           PlaybackURLs `json:"playback"`
 	// Session is the open session while the stream is live, else null.
 	Session   *Session  `json:"session"`

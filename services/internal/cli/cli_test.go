@@ -38,6 +38,7 @@ type testBundle struct {
 	t      *testing.T
 	env    map[string]string
 	schema *postgres.Schema
+	st     *store.Store
 }
 
 // setup starts the real API on a migrated schema and returns a bundle whose
@@ -58,7 +59,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	// The CLI's database commands reach the schema through search_path in the URL.
 	dbURL := s.URL
-	return &testBundle{t: t, schema: s, env: map[string]string{
+	return &testBundle{t: t, schema: s, st: st, env: map[string]string{
 		"DIONYSIA_API_URL": hs.URL, "DIONYSIA_API_KEY": key, "DIONYSIA_DATABASE_URL": dbURL,
 	}}
 }

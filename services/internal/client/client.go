@@ -241,3 +241,45 @@ func (c *Client) ListWorkers(ctx context.Context) ([]apiv1.Worker, error) {
 	}
 	return l.Data, nil
 }
+
+// EventFilter selects events; zero fields select everything.
+type EventFilter struct {
+	Type     string // a type or the start of one: "session." or "stream.live"
+	StreamID string
+}
+
+func (f EventFilter) query(q url.Values) url.Values {
+	if f.Type != "" {
+		q.Set("type", f.Type)
+	}
+	if f.StreamID != "" {
+		q.Set("stream_id", f.StreamID)
+	}
+	return q
+}
+
+// ListEvents returns one page of the event log, newest first.
+func (c *Client) ListEvents(ctx context.Context, f EventFilter, opts ListOptions) (apiv1.List[apiv1.Event], error) {
+	var l apiv1.List[apiv1.Event]
+	err := c.do(ctx, http.MethodGet, "/api/v1/events", f.query(opts.query()), nil, &l)
+	return l, err
+}
+
+// EventsAfter returns up to limit events recorded after the event with id
+// after, oldest first: what a follower has not seen yet.
+func (c *Client) EventsAfter(ctx context.Context, f EventFilter, after string, limit int) ([]apiv1.Event, error) {
+	q := f.query(ListOptions{Limit: limit}.query())
+	q.Set("after", after)
+	var l apiv1.List[apiv1.Event]
+	if err := c.do(ctx, http.MethodGet, "/api/v1/events", q, nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Data, nil
+}
+
+// GetEvent returns one event.
+func (c *Client) GetEvent(ctx context.Context, id string) (apiv1.Event, error) {
+	var e apiv1.Event
+	err := c.do(ctx, http.MethodGet, "/api/v1/events/"+escape(id), nil, nil, &e)
+	return e, err
+}

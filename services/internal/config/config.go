@@ -34,6 +34,7 @@ const (
 	DefaultBodyLimit       = 1 << 20 // bytes
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultMaxConns        = 10
+	DefaultEventRetention  = 30 * 24 * time.Hour
 
 	DefaultDispatchInterval    = 250 * time.Millisecond
 	DefaultRedispatchGrace     = 100 * time.Millisecond
@@ -59,6 +60,7 @@ var (
 	VarAPIAddr            = conf.Var{Flag: "addr", Env: "DIONYSIA_API_ADDR"}
 	VarAPIBodyLimit       = conf.Var{Flag: "body-limit", Env: "DIONYSIA_API_BODY_LIMIT"}
 	VarAPIShutdownTimeout = conf.Var{Flag: "shutdown-timeout", Env: "DIONYSIA_API_SHUTDOWN_TIMEOUT"}
+	VarEventRetention     = conf.Var{Flag: "event-retention", Env: "DIONYSIA_EVENT_RETENTION"}
 
 	VarPublicIngestHost = conf.Var{Flag: "public-ingest-host", Env: "DIONYSIA_PUBLIC_INGEST_HOST"}
 	VarPublicRTMPPort   = conf.Var{Flag: "public-rtmp-port", Env: "DIONYSIA_PUBLIC_RTMP_PORT"}
@@ -313,6 +315,9 @@ type API struct {
 	// restream targets) reach loopback, private and link-local addresses;
 	// default false (pkg/netguard refuses them).
 	AllowPrivateTargets bool
+	// EventRetention is how long events stay in the event log before the
+	// background pruner deletes them; default DefaultEventRetention (30 days).
+	EventRetention time.Duration
 
 	// EdgeSecret authenticates the ingest edges on /internal/v1/edge/*
 	// (DIONYSIA_EDGE_SECRET) and keys the worker read credentials; empty
@@ -347,6 +352,7 @@ func (c API) WithDefaults() API {
 	c.Addr = cmp.Or(c.Addr, DefaultAPIAddr)
 	c.BodyLimit = cmp.Or(c.BodyLimit, DefaultBodyLimit)
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.EventRetention = cmp.Or(c.EventRetention, DefaultEventRetention)
 	c.Public = c.Public.WithDefaults()
 	c.Dispatch = c.Dispatch.WithDefaults()
 	c.Webhooks = c.Webhooks.WithDefaults()
@@ -359,6 +365,7 @@ func (c API) Validate() error {
 		conf.HostPort(VarAPIAddr, c.Addr),
 		conf.Range(VarAPIBodyLimit, c.BodyLimit, 1<<10, 64<<20),
 		conf.Positive(VarAPIShutdownTimeout, c.ShutdownTimeout),
+		conf.Range(VarEventRetention, c.EventRetention, time.Minute, 10*365*24*time.Hour),
 		c.Public.Validate(),
 		c.Dispatch.Validate(),
 		c.Webhooks.Validate(),
@@ -378,6 +385,7 @@ func (c *API) RegisterFlags(fs *pflag.FlagSet) {
 	f.String(&c.Addr, VarAPIAddr, d.Addr, "address the API listens on (host:port)")
 	f.Int64(&c.BodyLimit, VarAPIBodyLimit, d.BodyLimit, "maximum request body size in bytes")
 	f.Duration(&c.ShutdownTimeout, VarAPIShutdownTimeout, d.ShutdownTimeout, "grace period for in-flight requests on stop")
+	f.Duration(&c.EventRetention, VarEventRetention, d.EventRetention, "how long events stay in the event log before they are pruned")
 	c.Public.RegisterFlags(fs)
 	c.Dispatch.RegisterFlags(fs)
 	c.Webhooks.RegisterFlags(fs)

@@ -59,6 +59,7 @@ import (
 const (
 	DefaultMaxRetry          = 3
 	DefaultReconcileInterval = 5 * time.Second
+	DefaultFleetInterval     = time.Second
 	recordTTL                = 48 * time.Hour
 	lockTTL                  = 2 * time.Second
 )
@@ -85,8 +86,12 @@ type Config struct {
 	Prefix            string        // Redis key prefix; default job.DefaultPrefix (the workers' and ownership's)
 	MaxRetry          int           // asynq retries of a task; default DefaultMaxRetry
 	ReconcileInterval time.Duration // default DefaultReconcileInterval
-	Logger            *slog.Logger
-	Registerer        prometheus.Registerer // nil: metrics are not registered
+	// ObserveFleet, when set, is given the worker fleet (fleet.Registry.List)
+	// every FleetInterval: how the API records worker.up and worker.lost.
+	ObserveFleet  func(ctx context.Context, workers []fleet.WorkerStatus)
+	FleetInterval time.Duration // default DefaultFleetInterval
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // nil: metrics are not registered
 }
 
 // Dispatcher enqueues transcode tasks and runs the failover watchdog. It is
@@ -115,6 +120,7 @@ func New(rdb redis.UniversalClient, fl *fleet.Registry, owners *ownership.Store,
 	cfg.Prefix = cmp.Or(cfg.Prefix, job.DefaultPrefix)
 	cfg.MaxRetry = cmp.Or(cfg.MaxRetry, DefaultMaxRetry)
 	cfg.ReconcileInterval = cmp.Or(cfg.ReconcileInterval, DefaultReconcileInterval)
+	cfg.FleetInterval = cmp.Or(cfg.FleetInterval, DefaultFleetInterval)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -295,6 +301,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer watch.Stop()
 	reconcile := time.NewTicker(d.cfg.ReconcileInterval)
 	defer reconcile.Stop()
+	observe := time.NewTicker(d.cfg.FleetInterval)
+	defer observe.Stop()
+	if d.cfg.ObserveFleet == nil {
+		observe.Stop()
+	}
 	d.log.InfoContext(ctx, "dispatch watchdog running", "interval", d.cfg.Interval, "grace", d.cfg.Grace)
 	for {
 		select {
@@ -307,8 +318,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.watch(ctx)
 		case <-reconcile.C:
 			d.reconcile(ctx)
+		case <-observe.C:
+			d.observeFleet(ctx)
 		}
 	}
+}
+
+// observeFleet hands the fleet to Config.ObserveFleet.
+func (d *Dispatcher) observeFleet(ctx context.Context) {
+	ws, err := d.fleet.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			d.m.errors.WithLabelValues("fleet").Inc()
+			d.log.WarnContext(ctx, "listing the worker fleet", "err", err)
+		}
+		return
+	}
+	d.cfg.ObserveFleet(ctx, ws)
 }
 
 // watch is one pass of the watchdog.

@@ -29,6 +29,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
+	"github.com/dionysia/dionysia/services/internal/event"
 	"github.com/dionysia/dionysia/services/internal/secret"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
@@ -95,8 +96,14 @@ type Config struct {
 	// StopInterval is how often Run looks for due worker stops; default
 	// DefaultStopInterval.
 	StopInterval time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer // nil: metrics are not registered
+	// EventData renders the streams and sessions of the events the service
+	// records (events.go). Required.
+	EventData EventData
+	// Workers tells when a worker was last alive: where a stream.failover's
+	// gap starts. Required.
+	Workers    Workers
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: metrics are not registered
 }
 
 // Service runs the ingest lifecycle. It is safe for concurrent use.
@@ -115,6 +122,9 @@ type Service struct {
 func New(st *store.Store, disp *dispatch.Dispatcher, stops job.StopSignal, cfg Config) (*Service, error) {
 	if cfg.EdgeSecret == "" {
 		return nil, errors.New("ingest: the edge secret is required")
+	}
+	if cfg.EventData == nil || cfg.Workers == nil {
+		return nil, errors.New("ingest: EventData and Workers are required")
 	}
 	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, DefaultStaleAfter)
 	cfg.KickTimeout = cmp.Or(cfg.KickTimeout, DefaultKickTimeout)
@@ -288,9 +298,17 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 	if st.Disabled {
 		return kick(KickDisabled), nil
 	}
-	opened, err := s.st.OpenSession(ctx, store.NewSession{StreamID: st.ID, EdgeID: edgeID, SourceID: ls.SourceID,
-		Edge: edge, Source: store.SourceFromMedia(ls.Protocol, ls.Media), StartedAt: ls.Since,
-		ResumeWithin: s.cfg.ReconnectGrace})
+	var opened store.Opened
+	err = s.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		opened, err = tx.OpenSession(ctx, store.NewSession{StreamID: st.ID, EdgeID: edgeID, SourceID: ls.SourceID,
+			Edge: edge, Source: store.SourceFromMedia(ls.Protocol, ls.Media), StartedAt: ls.Since,
+			ResumeWithin: s.cfg.ReconnectGrace})
+		if err != nil {
+			return err
+		}
+		return s.recordOpened(ctx, tx, opened)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +351,18 @@ func (s *Service) open(ctx context.Context, edgeID string, edge edgeapi.EdgeInfo
 // end closes the session of a publisher and stops its worker. Repeating it is
 // harmless, and it is how a failed stop is retried (the edge retries the event).
 func (s *Service) end(ctx context.Context, edgeID, sourceID, reason, detail string) error {
-	sess, ended, err := s.st.EndSessionBySource(ctx, edgeID, sourceID, reason, detail, s.stopAfter(reason))
+	var (
+		sess  store.Session
+		ended bool
+	)
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		sess, ended, err = tx.EndSessionBySource(ctx, edgeID, sourceID, reason, detail, s.stopAfter(reason))
+		if err != nil || !ended {
+			return err
+		}
+		return s.recordEnded(ctx, tx, sess)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // never opened (refused or kicked before it was ready)
 	}
@@ -506,13 +535,15 @@ func (s *Service) WorkerEvent(ctx context.Context, sessionID uuid.UUID, ev job.S
 		if ev.WorkerID == "" {
 			return fmt.Errorf("%w: worker_id is required", ErrInvalidEvent)
 		}
-		_, err = s.st.SetSessionWorker(ctx, sessionID, ev.WorkerID)
+		_, err = s.recordStarted(ctx, sessionID, ev.WorkerID, func(prev string) *time.Time {
+			return s.lastSeen(ctx, prev)
+		})
 		log.InfoContext(ctx, "worker started the session", "renditions", ev.Renditions)
 	case job.EventRestarted:
-		_, err = s.st.SetSessionError(ctx, sessionID, ev.WorkerID, cmp.Or(ev.Reason, "restarted"), false)
+		err = s.recordError(ctx, event.TranscodeRestarted, sessionID, ev.WorkerID, cmp.Or(ev.Reason, "restarted"), false)
 		log.WarnContext(ctx, "worker restarted the session's pipeline", "reason", ev.Reason)
 	case job.EventFailed:
-		_, err = s.st.SetSessionError(ctx, sessionID, ev.WorkerID, cmp.Or(ev.Reason, "failed"), true)
+		err = s.recordError(ctx, event.TranscodeFailed, sessionID, ev.WorkerID, cmp.Or(ev.Reason, "failed"), true)
 		if err == nil && sess.Open() {
 			// The worker gave up: stop the watchdog from handing it around.
 			err = s.disp.End(ctx, sess.StreamID, sess.ID)
@@ -524,6 +555,32 @@ func (s *Service) WorkerEvent(ctx context.Context, sessionID uuid.UUID, ev job.S
 		return fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, ev.Type)
 	}
 	return err
+}
+
+// recordError records a worker's failure report and its event
+// (transcode.restarted or transcode.failed) in one transaction.
+func (s *Service) recordError(ctx context.Context, typ string, sessionID uuid.UUID, workerID, reason string, failed bool) error {
+	return s.st.InTx(ctx, func(tx *store.Store) error {
+		sess, err := tx.SetSessionError(ctx, sessionID, workerID, reason, failed)
+		if err != nil {
+			return err
+		}
+		return s.appendSession(ctx, tx, typ, sess, reason)
+	})
+}
+
+// lastSeen is the last heartbeat of a worker, nil when unknown (a lookup
+// failure is logged: the failover is recorded without its gap).
+func (s *Service) lastSeen(ctx context.Context, workerID string) *time.Time {
+	at, ok, err := s.cfg.Workers.LastSeen(ctx, workerID)
+	if err != nil {
+		s.log.WarnContext(ctx, "looking up a worker's last heartbeat for a failover event", "worker_id", workerID, "err", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	return &at
 }
 
 type metrics struct {

@@ -27,6 +27,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -112,14 +113,22 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	b := &bundle{t: t, ctx: ctx, api: hs, st: st, key: key, edge: e, insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, prefix: prefix,
 		stops: job.StopSignal{Redis: rdb, Prefix: prefix}, logs: logs,
 		rtmpBase: fmt.Sprintf("rtmp://127.0.0.1:%d", cfg.RTMPPort), srtAddr: fmt.Sprintf("127.0.0.1:%d", cfg.SRTPort)}
-	require.Eventually(t, func() bool {
+	// Generous: on a loaded 2-core machine mediamtx can take long to start
+	// and answer its first poll. The failure says what the edge reported.
+	var last string
+	if !assert.Eventually(t, func() bool {
 		res, err := http.Get("http://" + e.AdminAddr() + "/readyz")
 		if err != nil {
+			last = err.Error()
 			return false
 		}
+		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		last = fmt.Sprintf("%d %s", res.StatusCode, body)
 		return res.StatusCode == http.StatusOK
-	}, 20*time.Second, 100*time.Millisecond, "edge not ready")
+	}, 60*time.Second, 100*time.Millisecond) {
+		t.Fatalf("edge not ready within 60 s; last /readyz: %s", last)
+	}
 	return b
 }
 
@@ -253,6 +262,80 @@ func (b *bundle) stopRequested(session uuid.UUID) string {
 		return err == nil && ok
 	}, liveWithin, 50*time.Millisecond, "no stop requested for session %s", session)
 	return reason
+}
+
+// events returns a stream's events, oldest first.
+func (b *bundle) events(id uuid.UUID) []apiv1.Event {
+	b.t.Helper()
+	var list apiv1.List[apiv1.Event]
+	require.Equal(b.t, http.StatusOK, b.call(http.MethodGet, "/api/v1/events?limit=200&stream_id="+id.String(), nil, &list))
+	out := make([]apiv1.Event, len(list.Data))
+	for i, e := range list.Data {
+		out[len(out)-1-i] = e
+	}
+	return out
+}
+
+// countTypes counts events by type.
+func countTypes(events []apiv1.Event) map[string]int {
+	out := map[string]int{}
+	for _, e := range events {
+		out[e.Type]++
+	}
+	return out
+}
+
+// A real RTMP publish and stop records stream.live and session.started, then,
+// once the reconnect grace passed, session.ended and stream.idle: each once.
+func TestPublishAndStopEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real edge, mediamtx and ffmpeg publishers: skipped with -short")
+	}
+	b := setup(t) // 1 s reconnect grace
+	s := b.createStream("events")
+	pub := b.publishRTMP(s.StreamKey)
+	sess := b.waitLive(s.ID, uuid.Nil, liveWithin).Session
+	require.Equal(t, []string{"stream.created", "session.started", "stream.live"}, typesOf(b.events(s.ID)))
+
+	require.NoError(t, pub.Cmd.Process.Signal(syscall.SIGINT))
+	stopped := time.Now()
+	_ = pub.Wait(t, time.Minute)
+	require.Equal(t, edgeapi.EndPublisherDisconnected, b.stopRequested(sess.ID), "the grace passed: the worker is told")
+	var events []apiv1.Event
+	require.Eventually(t, func() bool {
+		events = b.events(s.ID)
+		return countTypes(events)["stream.idle"] > 0
+	}, liveWithin, 50*time.Millisecond, "no stream.idle")
+	t.Logf("session.ended and stream.idle %s after the publisher stopped", time.Since(stopped).Round(time.Millisecond))
+	require.Equal(t, []string{"stream.created", "session.started", "stream.live", "stream.disconnected", "session.ended", "stream.idle"},
+		typesOf(events))
+	var ended apiv1.EventSession
+	require.NoError(t, json.Unmarshal(events[4].Data, &ended))
+	require.Equal(t, sess.ID, ended.ID)
+	require.Equal(t, edgeapi.EndPublisherDisconnected, *ended.EndReason)
+	for _, e := range events {
+		require.NotContains(t, string(e.Data), s.StreamKey, e.Type)
+	}
+
+	// The edge's later syncs and the stop loop's passes record nothing more.
+	waitSyncs(t, b, 3)
+	require.Equal(t, typesOf(events), typesOf(b.events(s.ID)))
+}
+
+// waitSyncs waits for n more syncs of the edge with the API.
+func waitSyncs(t *testing.T, b *bundle, n int) {
+	t.Helper()
+	count := func() int { return strings.Count(b.logs.String(), "path="+edgeapi.SyncPath) }
+	start := count()
+	require.Eventually(t, func() bool { return count() >= start+n }, liveWithin, 50*time.Millisecond, "the edge stopped syncing")
+}
+
+func typesOf(events []apiv1.Event) []string {
+	out := []string{}
+	for _, e := range events {
+		out = append(out, e.Type)
+	}
+	return out
 }
 
 func TestIngestLifecycle(t *testing.T) {
@@ -403,6 +486,8 @@ func TestPublisherReconnectResumesTheSession(t *testing.T) {
 	_, stopped, err := b.stops.Requested(b.ctx, sess.ID)
 	require.NoError(t, err)
 	require.False(t, stopped, "the worker is not told to stop")
+	require.Equal(t, []string{"stream.created", "session.started", "stream.live", "stream.disconnected", "session.resumed", "stream.live"},
+		typesOf(b.events(s.ID)), "no session.ended")
 }
 
 // While a stream is live, no Redis value holds its stream key (the publish

@@ -43,6 +43,9 @@ func (s *Service) stopAfter(reason string) time.Duration {
 	return 0
 }
 
+// Claiming a stop records session.ended (recordEnd) in the claim's
+// transaction: the session is over for good.
+
 // Run carries out due worker stops until ctx ends, every StopInterval. It
 // returns ctx's error.
 func (s *Service) Run(ctx context.Context) error {
@@ -60,7 +63,19 @@ func (s *Service) Run(ctx context.Context) error {
 
 // stopDue is one pass of Run.
 func (s *Service) stopDue(ctx context.Context) {
-	due, err := s.st.ClaimDueWorkerStops(ctx, stopBatch)
+	var due []store.Session
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		if due, err = tx.ClaimDueWorkerStops(ctx, stopBatch); err != nil {
+			return err
+		}
+		for _, sess := range due {
+			if err := s.recordEnd(ctx, tx, sess); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.WarnContext(ctx, "looking for due worker stops", "err", err)
@@ -83,7 +98,18 @@ func (s *Service) stopDue(ctx context.Context) {
 // not done yet (by this or another replica). A failure is returned and the
 // stop is left for Run to retry.
 func (s *Service) stopNow(ctx context.Context, sessionID uuid.UUID) error {
-	sess, ok, err := s.st.ClaimWorkerStop(ctx, sessionID)
+	var (
+		sess store.Session
+		ok   bool
+	)
+	err := s.st.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		sess, ok, err = tx.ClaimWorkerStop(ctx, sessionID)
+		if err != nil || !ok {
+			return err
+		}
+		return s.recordEnd(ctx, tx, sess)
+	})
 	if err != nil || !ok {
 		return err
 	}

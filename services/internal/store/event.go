@@ -99,9 +99,13 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter, page Page) ([]Eve
 }
 
 // EventsAfter returns up to limit events inserted after the one of seq
-// afterSeq, oldest first: what a follower has not seen yet.
+// afterSeq, oldest first: what a follower has not seen yet. It returns only
+// events whose transaction is older than every transaction still running, so
+// that a follower never skips an event: a transaction can commit a later seq
+// before an earlier one's commits (migration 00009). An event thus reaches a
+// follower once the transactions that began before it ended.
 func (s *Store) EventsAfter(ctx context.Context, f EventFilter, afterSeq int64, limit int) ([]Event, error) {
-	rows, err := s.q.ListEventsAfter(ctx, dbq.ListEventsAfterParams{AfterSeq: afterSeq, TypePrefix: f.typePrefix(),
+	rows, err := s.q.ListSettledEventsAfter(ctx, dbq.ListSettledEventsAfterParams{AfterSeq: afterSeq, TypePrefix: f.typePrefix(),
 		StreamID: f.StreamID, MaxRows: int32(max(limit, 1))})
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", interpretError(err))

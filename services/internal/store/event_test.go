@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/dionysia/dionysia/pkg/ladder"
 	"github.com/dionysia/dionysia/services/internal/store"
@@ -95,12 +97,51 @@ func TestListEventsFiltersAndPaginates(t *testing.T) {
 	require.Equal(t, []string{"session.started", "stream.live"}, rest)
 	require.Nil(t, next)
 
-	all, err := b.st.EventsAfter(b.ctx, store.EventFilter{}, 0, 10)
-	require.NoError(t, err)
-	require.Len(t, all, 5)
+	// A follower sees the events once the transactions that began before
+	// them ended (other tests' too): wait for it.
+	var all []store.Event
+	require.Eventually(t, func() bool {
+		var err error
+		all, err = b.st.EventsAfter(b.ctx, store.EventFilter{}, 0, 10)
+		return err == nil && len(all) == 5
+	}, 30*time.Second, 10*time.Millisecond)
 	require.Equal(t, "stream.live", all[0].Type, "oldest first")
 	tail, err := b.st.EventsAfter(b.ctx, store.EventFilter{}, all[3].Seq, 10)
 	require.NoError(t, err)
 	require.Len(t, tail, 1)
 	require.Equal(t, "stream_x.live", tail[0].Type)
+}
+
+// A follower never skips an event whose transaction commits after a later
+// event's: that later event waits until the earlier transaction ended.
+func TestEventsAfterWaitsForEarlierTransactions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	inserted, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- b.st.InTx(context.Background(), func(tx *store.Store) error {
+			if _, err := tx.AppendEvent(b.ctx, store.NewEvent{Type: "session.started", Data: struct{}{}}); err != nil {
+				return err
+			}
+			close(inserted)
+			<-release
+			return nil
+		})
+	}()
+	<-inserted
+	later, err := b.st.AppendEvent(b.ctx, store.NewEvent{Type: "stream.live", Data: struct{}{}})
+	require.NoError(t, err)
+	got, err := b.st.EventsAfter(b.ctx, store.EventFilter{}, 0, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "stream.live is committed, but the earlier session.started's transaction is open")
+
+	close(release)
+	require.NoError(t, <-done)
+	require.Eventually(t, func() bool {
+		got, err = b.st.EventsAfter(b.ctx, store.EventFilter{}, 0, 10)
+		return err == nil && len(got) == 2
+	}, 30*time.Second, 10*time.Millisecond)
+	require.Equal(t, "session.started", got[0].Type)
+	require.Equal(t, later.ID, got[1].ID)
 }

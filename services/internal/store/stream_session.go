@@ -47,7 +47,10 @@ type Session struct {
 	// was (nil: not yet).
 	WorkerStopAt    *time.Time
 	WorkerStoppedAt *time.Time
-	UpdatedAt       time.Time
+	// EndRecordedAt is when session.ended was recorded (RecordSessionEnd):
+	// the session is over for good and is never resumed.
+	EndRecordedAt *time.Time
+	UpdatedAt     time.Time
 }
 
 // Open reports whether the session has not ended.
@@ -109,7 +112,7 @@ func sessionFromRow(r dbq.StreamSession) Session {
 			AudioChannels: intPtr(r.SourceAudioChannels), AudioSampleRate: intPtr(r.SourceAudioSampleRate)},
 		StartedAt: r.StartedAt, EndedAt: r.EndedAt, EndReason: r.EndReason, EndDetail: r.EndDetail,
 		LastError: r.LastError, KickReason: r.KickReason, LastSeenAt: r.LastSeenAt,
-		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, UpdatedAt: r.UpdatedAt}
+		WorkerStopAt: r.WorkerStopAt, WorkerStoppedAt: r.WorkerStoppedAt, EndRecordedAt: r.EndRecordedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func sessionsFromRows(rows []dbq.StreamSession) []Session {
@@ -322,6 +325,33 @@ func (s *Store) UnclaimWorkerStop(ctx context.Context, id uuid.UUID) error {
 		return fmt.Errorf("unclaiming the worker stop of session %s: %w", id, interpretError(err))
 	}
 	return nil
+}
+
+// RecordSessionEnd marks that session.ended is recorded for an ended
+// session, so that it is recorded exactly once: ok is true only for the one
+// call (across API replicas, and however often its worker stop is claimed
+// and given back) that marked it; the caller appends the event in the same
+// transaction (InTx). A marked session is never resumed. An open session
+// gives ok false.
+func (s *Store) RecordSessionEnd(ctx context.Context, id uuid.UUID) (Session, bool, error) {
+	row, err := s.q.RecordStreamSessionEnd(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Session{}, false, nil
+	}
+	if err != nil {
+		return Session{}, false, fmt.Errorf("recording the end of session %s: %w", id, interpretError(err))
+	}
+	return sessionFromRow(row), true, nil
+}
+
+// LockSession returns the session with id and locks its row until the end
+// of the transaction (call it on the Store of an InTx).
+func (s *Store) LockSession(ctx context.Context, id uuid.UUID) (Session, error) {
+	row, err := s.q.LockStreamSession(ctx, id)
+	if err != nil {
+		return Session{}, fmt.Errorf("locking session %s: %w", id, interpretError(err))
+	}
+	return sessionFromRow(row), nil
 }
 
 // GetSession returns the session with id.

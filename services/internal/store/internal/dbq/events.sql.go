@@ -13,7 +13,7 @@ import (
 )
 
 const getEvent = `-- name: GetEvent :one
-SELECT id, seq, type, stream_id, webhook_id, created_at, data FROM events WHERE id = $1
+SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events WHERE id = $1
 `
 
 func (q *Queries) GetEvent(ctx context.Context, id uuid.UUID) (Event, error) {
@@ -27,6 +27,7 @@ func (q *Queries) GetEvent(ctx context.Context, id uuid.UUID) (Event, error) {
 		&i.WebhookID,
 		&i.CreatedAt,
 		&i.Data,
+		&i.Xact,
 	)
 	return i, err
 }
@@ -34,7 +35,7 @@ func (q *Queries) GetEvent(ctx context.Context, id uuid.UUID) (Event, error) {
 const insertEvent = `-- name: InsertEvent :one
 INSERT INTO events (id, type, stream_id, webhook_id, data)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, seq, type, stream_id, webhook_id, created_at, data
+RETURNING id, seq, type, stream_id, webhook_id, created_at, data, xact
 `
 
 type InsertEventParams struct {
@@ -62,12 +63,13 @@ func (q *Queries) InsertEvent(ctx context.Context, arg InsertEventParams) (Event
 		&i.WebhookID,
 		&i.CreatedAt,
 		&i.Data,
+		&i.Xact,
 	)
 	return i, err
 }
 
 const listEvents = `-- name: ListEvents :many
-SELECT id, seq, type, stream_id, webhook_id, created_at, data FROM events
+SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events
 WHERE ($1::uuid IS NULL OR id < $1::uuid)
   AND ($2::text IS NULL OR type LIKE $2::text || '%')
   AND ($3::uuid IS NULL OR stream_id = $3::uuid)
@@ -106,6 +108,7 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 			&i.WebhookID,
 			&i.CreatedAt,
 			&i.Data,
+			&i.Xact,
 		); err != nil {
 			return nil, err
 		}
@@ -118,7 +121,7 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 }
 
 const listEventsAfter = `-- name: ListEventsAfter :many
-SELECT id, seq, type, stream_id, webhook_id, created_at, data FROM events
+SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events
 WHERE seq > $1
   AND ($2::text IS NULL OR type LIKE $2::text || '%')
   AND ($3::uuid IS NULL OR stream_id = $3::uuid)
@@ -157,6 +160,62 @@ func (q *Queries) ListEventsAfter(ctx context.Context, arg ListEventsAfterParams
 			&i.WebhookID,
 			&i.CreatedAt,
 			&i.Data,
+			&i.Xact,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listSettledEventsAfter = `-- name: ListSettledEventsAfter :many
+SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events
+WHERE seq > $1
+  AND xact < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+  AND ($2::text IS NULL OR type LIKE $2::text || '%')
+  AND ($3::uuid IS NULL OR stream_id = $3::uuid)
+  AND webhook_id IS NULL
+ORDER BY seq
+LIMIT $4
+`
+
+type ListSettledEventsAfterParams struct {
+	AfterSeq   int64
+	TypePrefix *string
+	StreamID   *uuid.UUID
+	MaxRows    int32
+}
+
+// Events after a cursor whose transactions are older than every transaction
+// still running, oldest first: a follower never skips an event whose
+// transaction commits after a later one's (migration 00009).
+func (q *Queries) ListSettledEventsAfter(ctx context.Context, arg ListSettledEventsAfterParams) ([]Event, error) {
+	rows, err := q.db.Query(ctx, listSettledEventsAfter,
+		arg.AfterSeq,
+		arg.TypePrefix,
+		arg.StreamID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Event
+	for rows.Next() {
+		var i Event
+		if err := rows.Scan(
+			&i.ID,
+			&i.Seq,
+			&i.Type,
+			&i.StreamID,
+			&i.WebhookID,
+			&i.CreatedAt,
+			&i.Data,
+			&i.Xact,
 		); err != nil {
 			return nil, err
 		}

@@ -31,6 +31,7 @@ type Event struct {
 	WebhookID *uuid.UUID
 	CreatedAt time.Time
 	Data      []byte
+	Xact      int64
 }
 
 type Profile struct {
@@ -87,6 +88,7 @@ type StreamSession struct {
 	LastSeenAt            *time.Time
 	WorkerStopAt          *time.Time
 	WorkerStoppedAt       *time.Time
+	EndRecordedAt         *time.Time
 }
 
 type Webhook struct {

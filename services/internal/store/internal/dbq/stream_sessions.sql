@@ -146,6 +146,7 @@ WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
   AND stream_sessions.status = 'ended'
   AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
   AND stream_sessions.worker_stopped_at IS NULL -- its worker was not told to stop yet
+  AND stream_sessions.end_recorded_at IS NULL   -- and session.ended was not recorded: it is not over
 RETURNING *;
 
 -- name: ListOpenStreamSessionPolicies :many
@@ -155,3 +156,14 @@ SELECT ss.id, ss.stream_id, ss.status, s.playback_policy
 FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
 WHERE ss.ended_at IS NULL
 ORDER BY ss.id;
+
+-- name: LockStreamSession :one
+-- The session, locked until the end of the transaction.
+SELECT * FROM stream_sessions WHERE id = $1 FOR UPDATE;
+
+-- name: RecordStreamSessionEnd :one
+-- Marks that session.ended is being recorded for an ended session; no row when
+-- it was recorded already (or the session is open).
+UPDATE stream_sessions SET end_recorded_at = now()
+WHERE id = sqlc.arg(id) AND ended_at IS NOT NULL AND end_recorded_at IS NULL
+RETURNING *;

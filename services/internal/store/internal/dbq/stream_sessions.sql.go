@@ -20,7 +20,7 @@ WHERE id IN (SELECT due.id FROM stream_sessions due
              ORDER BY due.worker_stop_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED)
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 // Claims the ended sessions whose worker is due to be told to stop. Several
@@ -62,6 +62,7 @@ func (q *Queries) ClaimDueWorkerStops(ctx context.Context, maxRows int32) ([]Str
 			&i.LastSeenAt,
 			&i.WorkerStopAt,
 			&i.WorkerStoppedAt,
+			&i.EndRecordedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -76,7 +77,7 @@ func (q *Queries) ClaimDueWorkerStops(ctx context.Context, maxRows int32) ([]Str
 const claimWorkerStop = `-- name: ClaimWorkerStop :one
 UPDATE stream_sessions SET worker_stopped_at = now()
 WHERE id = $1 AND worker_stopped_at IS NULL AND worker_stop_at <= now()
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 // Claims the stop of one session's worker if it is due and not claimed yet.
@@ -111,6 +112,7 @@ func (q *Queries) ClaimWorkerStop(ctx context.Context, id uuid.UUID) (StreamSess
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
@@ -123,7 +125,7 @@ UPDATE stream_sessions SET
     worker_stop_at = now(),
     updated_at     = now()
 WHERE stream_id = $2 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type EndOpenStreamSessionsParams struct {
@@ -168,6 +170,7 @@ func (q *Queries) EndOpenStreamSessions(ctx context.Context, arg EndOpenStreamSe
 			&i.LastSeenAt,
 			&i.WorkerStopAt,
 			&i.WorkerStoppedAt,
+			&i.EndRecordedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -188,7 +191,7 @@ UPDATE stream_sessions SET
     worker_stop_at = now() + $3::bigint * interval '1 millisecond',
     updated_at     = now()
 WHERE id = $4 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type EndStreamSessionParams struct {
@@ -236,12 +239,13 @@ func (q *Queries) EndStreamSession(ctx context.Context, arg EndStreamSessionPara
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
 
 const getOpenStreamSession = `-- name: GetOpenStreamSession :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE stream_id = $1 AND ended_at IS NULL
 `
 
 func (q *Queries) GetOpenStreamSession(ctx context.Context, streamID uuid.UUID) (StreamSession, error) {
@@ -275,12 +279,13 @@ func (q *Queries) GetOpenStreamSession(ctx context.Context, streamID uuid.UUID) 
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
 
 const getStreamSession = `-- name: GetStreamSession :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE id = $1
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE id = $1
 `
 
 func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSession, error) {
@@ -314,12 +319,13 @@ func (q *Queries) GetStreamSession(ctx context.Context, id uuid.UUID) (StreamSes
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
 
 const getStreamSessionBySource = `-- name: GetStreamSessionBySource :one
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE edge_id = $1 AND source_id = $2
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE edge_id = $1 AND source_id = $2
 `
 
 type GetStreamSessionBySourceParams struct {
@@ -358,6 +364,7 @@ func (q *Queries) GetStreamSessionBySource(ctx context.Context, arg GetStreamSes
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
@@ -369,7 +376,7 @@ INSERT INTO stream_sessions (id, stream_id, edge_id, source_id, edge, source_pro
                              source_audio_channels, source_audio_sample_rate, started_at, last_seen_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
 ON CONFLICT (edge_id, source_id) DO NOTHING
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type InsertStreamSessionParams struct {
@@ -440,12 +447,13 @@ func (q *Queries) InsertStreamSession(ctx context.Context, arg InsertStreamSessi
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
 
 const listOpenEdgeSessions = `-- name: ListOpenEdgeSessions :many
-SELECT ss.id, ss.stream_id, ss.status, ss.edge_id, ss.worker_id, ss.started_at, ss.ended_at, ss.end_reason, ss.source_protocol, ss.source_video_codec, ss.source_width, ss.source_height, ss.source_frame_rate, ss.source_bitrate_kbps, ss.updated_at, ss.source_id, ss.edge, ss.end_detail, ss.source_video_profile, ss.source_audio_codec, ss.source_audio_channels, ss.source_audio_sample_rate, ss.last_error, ss.kick_reason, ss.last_seen_at, ss.worker_stop_at, ss.worker_stopped_at, s.stream_key, s.disabled
+SELECT ss.id, ss.stream_id, ss.status, ss.edge_id, ss.worker_id, ss.started_at, ss.ended_at, ss.end_reason, ss.source_protocol, ss.source_video_codec, ss.source_width, ss.source_height, ss.source_frame_rate, ss.source_bitrate_kbps, ss.updated_at, ss.source_id, ss.edge, ss.end_detail, ss.source_video_profile, ss.source_audio_codec, ss.source_audio_channels, ss.source_audio_sample_rate, ss.last_error, ss.kick_reason, ss.last_seen_at, ss.worker_stop_at, ss.worker_stopped_at, ss.end_recorded_at, s.stream_key, s.disabled
 FROM stream_sessions ss JOIN streams s ON s.id = ss.stream_id
 WHERE ss.edge_id = $1 AND ss.ended_at IS NULL
 ORDER BY ss.id
@@ -496,6 +504,7 @@ func (q *Queries) ListOpenEdgeSessions(ctx context.Context, edgeID string) ([]Li
 			&i.StreamSession.LastSeenAt,
 			&i.StreamSession.WorkerStopAt,
 			&i.StreamSession.WorkerStoppedAt,
+			&i.StreamSession.EndRecordedAt,
 			&i.StreamKey,
 			&i.Disabled,
 		); err != nil {
@@ -551,7 +560,7 @@ func (q *Queries) ListOpenStreamSessionPolicies(ctx context.Context) ([]ListOpen
 }
 
 const listOpenStreamSessions = `-- name: ListOpenStreamSessions :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE ended_at IS NULL ORDER BY id
 `
 
 func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, error) {
@@ -591,6 +600,7 @@ func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, 
 			&i.LastSeenAt,
 			&i.WorkerStopAt,
 			&i.WorkerStoppedAt,
+			&i.EndRecordedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -603,7 +613,7 @@ func (q *Queries) ListOpenStreamSessions(ctx context.Context) ([]StreamSession, 
 }
 
 const listOpenStreamSessionsOf = `-- name: ListOpenStreamSessionsOf :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions WHERE stream_id = ANY($1::uuid[]) AND ended_at IS NULL
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE stream_id = ANY($1::uuid[]) AND ended_at IS NULL
 `
 
 func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid.UUID) ([]StreamSession, error) {
@@ -643,6 +653,7 @@ func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid
 			&i.LastSeenAt,
 			&i.WorkerStopAt,
 			&i.WorkerStoppedAt,
+			&i.EndRecordedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -655,7 +666,7 @@ func (q *Queries) ListOpenStreamSessionsOf(ctx context.Context, streamIds []uuid
 }
 
 const listStreamSessions = `-- name: ListStreamSessions :many
-SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at FROM stream_sessions
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions
 WHERE stream_id = $1
   AND ($2::uuid IS NULL OR id < $2::uuid)
 ORDER BY id DESC
@@ -705,6 +716,7 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 			&i.LastSeenAt,
 			&i.WorkerStopAt,
 			&i.WorkerStoppedAt,
+			&i.EndRecordedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -714,6 +726,91 @@ func (q *Queries) ListStreamSessions(ctx context.Context, arg ListStreamSessions
 		return nil, err
 	}
 	return items, nil
+}
+
+const lockStreamSession = `-- name: LockStreamSession :one
+SELECT id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at FROM stream_sessions WHERE id = $1 FOR UPDATE
+`
+
+// The session, locked until the end of the transaction.
+func (q *Queries) LockStreamSession(ctx context.Context, id uuid.UUID) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, lockStreamSession, id)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
+	)
+	return i, err
+}
+
+const recordStreamSessionEnd = `-- name: RecordStreamSessionEnd :one
+UPDATE stream_sessions SET end_recorded_at = now()
+WHERE id = $1 AND ended_at IS NOT NULL AND end_recorded_at IS NULL
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
+`
+
+// Marks that session.ended is being recorded for an ended session; no row when
+// it was recorded already (or the session is open).
+func (q *Queries) RecordStreamSessionEnd(ctx context.Context, id uuid.UUID) (StreamSession, error) {
+	row := q.db.QueryRow(ctx, recordStreamSessionEnd, id)
+	var i StreamSession
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.EdgeID,
+		&i.WorkerID,
+		&i.StartedAt,
+		&i.EndedAt,
+		&i.EndReason,
+		&i.SourceProtocol,
+		&i.SourceVideoCodec,
+		&i.SourceWidth,
+		&i.SourceHeight,
+		&i.SourceFrameRate,
+		&i.SourceBitrateKbps,
+		&i.UpdatedAt,
+		&i.SourceID,
+		&i.Edge,
+		&i.EndDetail,
+		&i.SourceVideoProfile,
+		&i.SourceAudioCodec,
+		&i.SourceAudioChannels,
+		&i.SourceAudioSampleRate,
+		&i.LastError,
+		&i.KickReason,
+		&i.LastSeenAt,
+		&i.WorkerStopAt,
+		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
+	)
+	return i, err
 }
 
 const resumeStreamSession = `-- name: ResumeStreamSession :one
@@ -737,7 +834,8 @@ WHERE stream_sessions.id = (SELECT latest.id FROM stream_sessions latest
   AND stream_sessions.status = 'ended'
   AND stream_sessions.end_reason IN ('publisher_disconnected', 'publisher_timeout')
   AND stream_sessions.worker_stopped_at IS NULL -- its worker was not told to stop yet
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+  AND stream_sessions.end_recorded_at IS NULL   -- and session.ended was not recorded: it is not over
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type ResumeStreamSessionParams struct {
@@ -788,6 +886,7 @@ func (q *Queries) ResumeStreamSession(ctx context.Context, arg ResumeStreamSessi
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
@@ -799,7 +898,7 @@ UPDATE stream_sessions SET
     status     = CASE WHEN $3::boolean THEN 'failed' ELSE status END,
     updated_at = now()
 WHERE id = $4
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type SetStreamSessionErrorParams struct {
@@ -845,6 +944,7 @@ func (q *Queries) SetStreamSessionError(ctx context.Context, arg SetStreamSessio
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
@@ -852,7 +952,7 @@ func (q *Queries) SetStreamSessionError(ctx context.Context, arg SetStreamSessio
 const setStreamSessionKick = `-- name: SetStreamSessionKick :one
 UPDATE stream_sessions SET kick_reason = $1, updated_at = now()
 WHERE id = $2 AND ended_at IS NULL
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type SetStreamSessionKickParams struct {
@@ -891,6 +991,7 @@ func (q *Queries) SetStreamSessionKick(ctx context.Context, arg SetStreamSession
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
@@ -901,7 +1002,7 @@ UPDATE stream_sessions SET
     status     = CASE WHEN ended_at IS NULL THEN 'live' ELSE status END,
     updated_at = now()
 WHERE id = $2
-RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at
+RETURNING id, stream_id, status, edge_id, worker_id, started_at, ended_at, end_reason, source_protocol, source_video_codec, source_width, source_height, source_frame_rate, source_bitrate_kbps, updated_at, source_id, edge, end_detail, source_video_profile, source_audio_codec, source_audio_channels, source_audio_sample_rate, last_error, kick_reason, last_seen_at, worker_stop_at, worker_stopped_at, end_recorded_at
 `
 
 type SetStreamSessionWorkerParams struct {
@@ -941,6 +1042,7 @@ func (q *Queries) SetStreamSessionWorker(ctx context.Context, arg SetStreamSessi
 		&i.LastSeenAt,
 		&i.WorkerStopAt,
 		&i.WorkerStoppedAt,
+		&i.EndRecordedAt,
 	)
 	return i, err
 }
