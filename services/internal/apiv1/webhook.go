@@ -21,6 +21,9 @@ type Webhook struct {
 	// ConsecutiveFailures counts the deliveries that failed for good in a
 	// row; the platform disables the endpoint after DIONYSIA_WEBHOOK_DISABLE_AFTER.
 	ConsecutiveFailures int `json:"consecutive_failures"`
+	// ConsecutiveFailedAttempts counts the attempts (of any delivery) that
+	// failed since the last successful one.
+	ConsecutiveFailedAttempts int `json:"consecutive_failed_attempts"`
 	// DisabledReason says why the platform disabled the endpoint; null when
 	// it is enabled or an operator disabled it.
 	DisabledReason *string `json:"disabled_reason"`

@@ -34,10 +34,13 @@ type Webhook struct {
 	Secret                  string
 	PreviousSecret          *string
 	PreviousSecretExpiresAt *time.Time
-	ConsecutiveFailures     int     // deliveries failed for good in a row
-	DisabledReason          *string // why the platform disabled it
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	ConsecutiveFailures     int // deliveries failed for good in a row
+	// ConsecutiveFailedAttempts counts the attempts (of any delivery) that
+	// failed since the last successful one.
+	ConsecutiveFailedAttempts int
+	DisabledReason            *string // why the platform disabled it
+	CreatedAt                 time.Time
+	UpdatedAt                 time.Time
 }
 
 // String describes the webhook without its secrets.
@@ -59,7 +62,7 @@ func signingSecrets(cur string, prev *string, until *time.Time, now time.Time) [
 func webhookFromRow(r dbq.Webhook) Webhook {
 	return Webhook{ID: r.ID, URL: r.Url, Description: r.Description, EventTypes: nonNil(r.EventTypes), StreamID: r.StreamID,
 		Enabled: r.Enabled, Secret: r.Secret, PreviousSecret: r.PreviousSecret, PreviousSecretExpiresAt: r.PreviousSecretExpiresAt,
-		ConsecutiveFailures: int(r.ConsecutiveFailures), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		ConsecutiveFailures: int(r.ConsecutiveFailures), ConsecutiveFailedAttempts: int(r.ConsecutiveFailedAttempts), DisabledReason: r.DisabledReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func nonNil(s []string) []string {
@@ -361,6 +364,8 @@ func (s *Store) RecordAttempt(ctx context.Context, c Claim, r AttemptResult) (in
 		switch r.Status {
 		case DeliveryDelivered:
 			return q.ResetWebhookFailures(ctx, c.WebhookID)
+		case DeliveryPending:
+			return q.CountFailedAttempt(ctx, c.WebhookID)
 		case DeliveryFailed:
 			row, err := q.CountWebhookFailure(ctx, c.WebhookID)
 			failures = int(row.ConsecutiveFailures)
@@ -388,7 +393,8 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// WebhookFailures returns every endpoint's consecutive failed deliveries.
+// WebhookFailures returns every endpoint's failed attempts since its last
+// successful one.
 func (s *Store) WebhookFailures(ctx context.Context) (map[uuid.UUID]int, error) {
 	rows, err := s.q.ListWebhookFailures(ctx)
 	if err != nil {
@@ -396,7 +402,7 @@ func (s *Store) WebhookFailures(ctx context.Context) (map[uuid.UUID]int, error) 
 	}
 	out := make(map[uuid.UUID]int, len(rows))
 	for _, r := range rows {
-		out[r.ID] = int(r.ConsecutiveFailures)
+		out[r.ID] = int(r.ConsecutiveFailedAttempts)
 	}
 	return out, nil
 }

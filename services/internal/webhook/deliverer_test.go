@@ -243,6 +243,9 @@ func TestRetriesUntilTheReceiverRecovers(t *testing.T) {
 	other := b.append(event.WorkerUp, nil, map[string]string{"id": "w1"}) // no stream: not held behind the others
 
 	ds := b.waitDeliveries(w, 4, store.DeliveryDelivered)
+	hook, err := b.st.GetWebhook(b.ctx, w.ID)
+	require.NoError(t, err)
+	require.Zero(t, hook.ConsecutiveFailedAttempts, "a successful attempt resets the count")
 	got := rc.delivered()
 	require.ElementsMatch(t, append(slices.Clone(want), other.ID.String()), got)
 	var streamOrder []string
@@ -303,6 +306,10 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	require.Equal(t, store.DeliveryPending, d.Status)
 	require.Equal(t, 302, *d.AttemptLog[0].StatusCode)
 	require.Contains(t, *d.AttemptLog[0].Error, "redirects are not followed")
+	got, err := b.st.GetWebhook(b.ctx, w.ID)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, got.ConsecutiveFailedAttempts, 2, "failed attempts count before any delivery fails for good")
+	require.Zero(t, got.ConsecutiveFailures)
 	for _, r := range rc.requests() {
 		require.NotEqual(t, http.StatusOK, r.status, "the redirect target was requested")
 	}
@@ -348,6 +355,10 @@ func TestEndpointDisabledAfterConsecutiveFailures(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, got.Enabled)
 	require.Equal(t, 3, got.ConsecutiveFailures)
+	require.GreaterOrEqual(t, got.ConsecutiveFailedAttempts, 3, "every attempt failed")
+	failures, err := b.st.WebhookFailures(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, got.ConsecutiveFailedAttempts, failures[w.ID], "the gauge counts failed attempts")
 	require.Contains(t, *got.DisabledReason, "3 consecutive deliveries failed")
 
 	evs, _, err := b.st.ListEvents(b.ctx, store.EventFilter{TypePrefix: event.WebhookDisabled}, store.Page{Limit: 10})

@@ -55,7 +55,7 @@ var (
 	pendingDesc = prometheus.NewDesc("dionysia_webhook_pending_deliveries",
 		"Webhook deliveries waiting to be sent to enabled endpoints (the whole platform's).", nil, nil)
 	failuresDesc = prometheus.NewDesc("dionysia_webhook_endpoint_consecutive_failures",
-		"Deliveries that failed for good in a row, per endpoint (reset by a delivered one).", []string{"webhook_id"}, nil)
+		"Failed webhook attempts in a row, per endpoint (any delivery's; reset by a successful one).", []string{"webhook_id"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {

@@ -25,7 +25,7 @@ import (
 // answers and the data of a webhook.disabled event.
 func Doc(w store.Webhook) apiv1.Webhook {
 	d := apiv1.Webhook{ID: w.ID, URL: w.URL, Description: w.Description, EventTypes: w.EventTypes, StreamID: w.StreamID,
-		Enabled: w.Enabled, ConsecutiveFailures: w.ConsecutiveFailures, DisabledReason: w.DisabledReason,
+		Enabled: w.Enabled, ConsecutiveFailures: w.ConsecutiveFailures, ConsecutiveFailedAttempts: w.ConsecutiveFailedAttempts, DisabledReason: w.DisabledReason,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 	if w.PreviousSecret != nil {
 		d.PreviousSecretExpiresAt = w.PreviousSecretExpiresAt

@@ -45,10 +45,15 @@ INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, latenc
 VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: ResetWebhookFailures :exec
-UPDATE webhooks SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0;
+UPDATE webhooks SET consecutive_failures = 0, consecutive_failed_attempts = 0
+WHERE id = $1 AND (consecutive_failures <> 0 OR consecutive_failed_attempts <> 0);
+
+-- name: CountFailedAttempt :exec
+UPDATE webhooks SET consecutive_failed_attempts = consecutive_failed_attempts + 1 WHERE id = $1;
 
 -- name: CountWebhookFailure :one
-UPDATE webhooks SET consecutive_failures = consecutive_failures + 1
+UPDATE webhooks SET consecutive_failures = consecutive_failures + 1,
+    consecutive_failed_attempts = consecutive_failed_attempts + 1
 WHERE id = $1
 RETURNING consecutive_failures, enabled;
 
@@ -99,7 +104,7 @@ RETURNING webhook_id;
 SELECT pg_notify('dionysia_deliveries', '');
 
 -- name: ListWebhookFailures :many
-SELECT id, consecutive_failures FROM webhooks ORDER BY id;
+SELECT id, consecutive_failed_attempts FROM webhooks ORDER BY id;
 
 -- name: ListenDeliveries :exec
 LISTEN dionysia_deliveries;

@@ -98,6 +98,15 @@ func (q *Queries) ClaimDueDeliveries(ctx context.Context, arg ClaimDueDeliveries
 	return items, nil
 }
 
+const countFailedAttempt = `-- name: CountFailedAttempt :exec
+UPDATE webhooks SET consecutive_failed_attempts = consecutive_failed_attempts + 1 WHERE id = $1
+`
+
+func (q *Queries) CountFailedAttempt(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, countFailedAttempt, id)
+	return err
+}
+
 const countPendingDeliveries = `-- name: CountPendingDeliveries :one
 SELECT count(*) FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 WHERE d.status = 'pending' AND w.enabled
@@ -111,7 +120,8 @@ func (q *Queries) CountPendingDeliveries(ctx context.Context) (int64, error) {
 }
 
 const countWebhookFailure = `-- name: CountWebhookFailure :one
-UPDATE webhooks SET consecutive_failures = consecutive_failures + 1
+UPDATE webhooks SET consecutive_failures = consecutive_failures + 1,
+    consecutive_failed_attempts = consecutive_failed_attempts + 1
 WHERE id = $1
 RETURNING consecutive_failures, enabled
 `
@@ -131,7 +141,7 @@ func (q *Queries) CountWebhookFailure(ctx context.Context, id uuid.UUID) (CountW
 const disableWebhook = `-- name: DisableWebhook :one
 UPDATE webhooks SET enabled = false, disabled_reason = $1, updated_at = now()
 WHERE id = $2 AND enabled
-RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at
+RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts
 `
 
 type DisableWebhookParams struct {
@@ -156,6 +166,7 @@ func (q *Queries) DisableWebhook(ctx context.Context, arg DisableWebhookParams) 
 		&i.DisabledReason,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ConsecutiveFailedAttempts,
 	)
 	return i, err
 }
@@ -327,12 +338,12 @@ func (q *Queries) ListDeliveries(ctx context.Context, arg ListDeliveriesParams) 
 }
 
 const listWebhookFailures = `-- name: ListWebhookFailures :many
-SELECT id, consecutive_failures FROM webhooks ORDER BY id
+SELECT id, consecutive_failed_attempts FROM webhooks ORDER BY id
 `
 
 type ListWebhookFailuresRow struct {
-	ID                  uuid.UUID
-	ConsecutiveFailures int32
+	ID                        uuid.UUID
+	ConsecutiveFailedAttempts int32
 }
 
 func (q *Queries) ListWebhookFailures(ctx context.Context) ([]ListWebhookFailuresRow, error) {
@@ -344,7 +355,7 @@ func (q *Queries) ListWebhookFailures(ctx context.Context) ([]ListWebhookFailure
 	var items []ListWebhookFailuresRow
 	for rows.Next() {
 		var i ListWebhookFailuresRow
-		if err := rows.Scan(&i.ID, &i.ConsecutiveFailures); err != nil {
+		if err := rows.Scan(&i.ID, &i.ConsecutiveFailedAttempts); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -416,7 +427,8 @@ func (q *Queries) RedeliverEvent(ctx context.Context, eventID uuid.UUID) ([]uuid
 }
 
 const resetWebhookFailures = `-- name: ResetWebhookFailures :exec
-UPDATE webhooks SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0
+UPDATE webhooks SET consecutive_failures = 0, consecutive_failed_attempts = 0
+WHERE id = $1 AND (consecutive_failures <> 0 OR consecutive_failed_attempts <> 0)
 `
 
 func (q *Queries) ResetWebhookFailures(ctx context.Context, id uuid.UUID) error {

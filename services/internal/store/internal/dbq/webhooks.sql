@@ -22,6 +22,7 @@ UPDATE webhooks SET
     stream_id            = CASE WHEN sqlc.arg(set_stream_id)::boolean THEN sqlc.narg(stream_id)::uuid ELSE stream_id END,
     enabled              = coalesce(sqlc.narg(enabled), enabled),
     consecutive_failures = CASE WHEN sqlc.narg(enabled)::boolean THEN 0 ELSE consecutive_failures END,
+    consecutive_failed_attempts = CASE WHEN sqlc.narg(enabled)::boolean THEN 0 ELSE consecutive_failed_attempts END,
     disabled_reason      = CASE WHEN sqlc.narg(enabled)::boolean THEN NULL ELSE disabled_reason END,
     updated_at           = now()
 WHERE id = sqlc.arg(id)

@@ -14,7 +14,7 @@ import (
 const createWebhook = `-- name: CreateWebhook :one
 INSERT INTO webhooks (id, url, description, event_types, stream_id, enabled, secret)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at
+RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts
 `
 
 type CreateWebhookParams struct {
@@ -52,6 +52,7 @@ func (q *Queries) CreateWebhook(ctx context.Context, arg CreateWebhookParams) (W
 		&i.DisabledReason,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ConsecutiveFailedAttempts,
 	)
 	return i, err
 }
@@ -69,7 +70,7 @@ func (q *Queries) DeleteWebhook(ctx context.Context, id uuid.UUID) (int64, error
 }
 
 const getWebhook = `-- name: GetWebhook :one
-SELECT id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at FROM webhooks WHERE id = $1
+SELECT id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts FROM webhooks WHERE id = $1
 `
 
 func (q *Queries) GetWebhook(ctx context.Context, id uuid.UUID) (Webhook, error) {
@@ -89,12 +90,13 @@ func (q *Queries) GetWebhook(ctx context.Context, id uuid.UUID) (Webhook, error)
 		&i.DisabledReason,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ConsecutiveFailedAttempts,
 	)
 	return i, err
 }
 
 const listWebhooks = `-- name: ListWebhooks :many
-SELECT id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at FROM webhooks
+SELECT id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts FROM webhooks
 WHERE $1::uuid IS NULL OR id > $1::uuid
 ORDER BY id
 LIMIT $2
@@ -128,6 +130,7 @@ func (q *Queries) ListWebhooks(ctx context.Context, arg ListWebhooksParams) ([]W
 			&i.DisabledReason,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ConsecutiveFailedAttempts,
 		); err != nil {
 			return nil, err
 		}
@@ -156,7 +159,7 @@ UPDATE webhooks SET
     secret                     = $2,
     updated_at                 = now()
 WHERE id = $3
-RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at
+RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts
 `
 
 type RotateWebhookSecretParams struct {
@@ -184,6 +187,7 @@ func (q *Queries) RotateWebhookSecret(ctx context.Context, arg RotateWebhookSecr
 		&i.DisabledReason,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ConsecutiveFailedAttempts,
 	)
 	return i, err
 }
@@ -207,10 +211,11 @@ UPDATE webhooks SET
     stream_id            = CASE WHEN $4::boolean THEN $5::uuid ELSE stream_id END,
     enabled              = coalesce($6, enabled),
     consecutive_failures = CASE WHEN $6::boolean THEN 0 ELSE consecutive_failures END,
+    consecutive_failed_attempts = CASE WHEN $6::boolean THEN 0 ELSE consecutive_failed_attempts END,
     disabled_reason      = CASE WHEN $6::boolean THEN NULL ELSE disabled_reason END,
     updated_at           = now()
 WHERE id = $7
-RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at
+RETURNING id, url, description, event_types, stream_id, enabled, secret, previous_secret, previous_secret_expires_at, consecutive_failures, disabled_reason, created_at, updated_at, consecutive_failed_attempts
 `
 
 type UpdateWebhookParams struct {
@@ -250,6 +255,7 @@ func (q *Queries) UpdateWebhook(ctx context.Context, arg UpdateWebhookParams) (W
 		&i.DisabledReason,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ConsecutiveFailedAttempts,
 	)
 	return i, err
 }
