@@ -72,6 +72,8 @@ DIONYSIA_REDIS_URL="${DIONYSIA_REDIS_URL:-redis://127.0.0.1:6379/0}"
 DIONYSIA_API_URL="http://${API_ADDR}"
 DIONYSIA_PUBLIC_PLAYBACK_URL="http://${ROUTER_ADDR}"
 DIONYSIA_PUBLIC_INGEST_HOST="127.0.0.1"
+# So that a webhook can point at a receiver on this machine (docs/webhooks.md).
+DIONYSIA_ALLOW_PRIVATE_TARGETS="${DIONYSIA_ALLOW_PRIVATE_TARGETS:-true}"
 set +a
 bin=("${root}/bin/dionysia")
 
@@ -217,6 +219,8 @@ $(printf '\033[1;32m')Dionysia is up, and the demo stream is playing.$(printf '\
 
   CLI:           export DIONYSIA_API_KEY=\$(cat ${key_file})
                  bin/dionysia streams list · bin/dionysia workers list
+  Webhooks:      bin/dionysia webhooks create --url http://127.0.0.1:9000/hook   (private targets are
+                 allowed in dev: DIONYSIA_ALLOW_PRIVATE_TARGETS=true; see docs/webhooks.md)
   Logs:          ${logs}/
 
 Press Ctrl-C to stop everything.

@@ -19,6 +19,7 @@ import (
 	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/dionysia/dionysia/services/internal/webhook"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ type App struct {
 	server     *Server
 	dispatcher *dispatch.Dispatcher
 	ingest     *ingest.Service // nil without an edge secret
+	deliverer  *webhook.Deliverer
 	pruner     *EventPruner
 }
 
@@ -106,6 +108,18 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 		return nil, fmt.Errorf("api config: %s: %w", conf.PlaybackKeys.Env, err)
 	}
 
+	// The webhook delivery worker: every API process sends the deliveries
+	// the event log fans out (migration 00008), sharing them through the
+	// database.
+	deliverer, err := webhook.New(d.Store, d.Pool, webhook.Config{Webhooks: cfg.Webhooks,
+		AllowPrivateTargets: cfg.AllowPrivateTargets, Logger: log, Registerer: d.Registry})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AllowPrivateTargets {
+		log.Warn(config.VarAllowPrivateTargets.Env + " is set: webhooks may reach loopback, private and link-local addresses")
+	}
+
 	// The HTTP server: /api/v1, /internal/v1, health and metrics.
 	srv, err := NewServer(cfg, ServerDeps{Store: d.Store, Pool: d.Pool, Redis: d.Redis, Fleet: workers, Owners: owners, Ingest: ing,
 		Signer: signer, Registry: d.Registry, Logger: log})
@@ -114,7 +128,7 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	}
 	// The event log's retention.
 	pruner := &EventPruner{Store: d.Store, Retention: cfg.EventRetention, Logger: log}
-	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner}, nil
+	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner, deliverer: deliverer}, nil
 }
 
 // lastHeartbeat looks a worker's last heartbeat up in the fleet: where a
@@ -154,12 +168,13 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // RunBackground runs the dispatch watchdog, the ingest lifecycle's worker
-// stops and the event log's pruner until ctx ends. Run runs it; tests that serve Handler themselves run
-// it too.
+// stops, the event log's pruner and the webhook delivery worker until ctx
+// ends. Run runs it; tests that serve Handler themselves run it too.
 func (a *App) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.dispatcher.Run(ctx) })
 	wg.Go(func() { _ = a.pruner.Run(ctx) })
+	wg.Go(func() { _ = a.deliverer.Run(ctx) })
 	if a.ingest != nil {
 		wg.Go(func() { _ = a.ingest.Run(ctx) })
 	}

@@ -1,5 +1,5 @@
 // Package api is Dionysia's management REST API (/api/v1): streams, profiles,
-// API keys, sessions, workers and playback tokens, with bearer-key
+// API keys, sessions, workers, playback tokens and webhooks, with bearer-key
 // authentication, RFC 9457 problem documents for every error, Prometheus
 // metrics, health endpoints and an OpenAPI document. It also serves the
 // internal endpoints (/internal/v1) the ingest edges and the workers call,
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/fleet"
+	"github.com/dionysia/dionysia/pkg/netguard"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
 	"github.com/dionysia/dionysia/services/internal/config"
@@ -54,6 +55,9 @@ type ServerDeps struct {
 	Ingest *ingest.Service
 	// Signer mints playback tokens; nil without playback keys (503).
 	Signer *playback.Signer
+	// Resolver resolves webhook hosts for the SSRF check; nil means the
+	// system's.
+	Resolver netguard.Resolver
 	// Registry receives the server's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -76,6 +80,7 @@ type Server struct {
 	owners *ownership.Store // the live view routers and origins read (playback policy)
 	signer *playback.Signer // nil without playback keys
 	health *health.Recorder
+	guard  netguard.Guard // checks webhook targets
 }
 
 // NewServer builds the server and its routes. cfg is completed with its
@@ -98,7 +103,8 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute),
 		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer,
-		health: &health.Recorder{Store: d.Store, Logger: log}}
+		health: &health.Recorder{Store: d.Store, Logger: log},
+		guard:  netguard.Guard{AllowPrivate: cfg.AllowPrivateTargets, Resolver: d.Resolver}}
 	if err := d.Registry.Register(health.NewCollector(d.Store, log)); err != nil {
 		return nil, fmt.Errorf("registering stream health metrics: %w", err)
 	}
@@ -119,6 +125,7 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	s.apiKeyRoutes(s.v1.Group("/api-keys", requireScope(store.ScopeAdmin)))
 	s.workerRoutes(s.v1)
 	s.eventRoutes(s.v1)
+	s.webhookRoutes(s.v1)
 	s.internalRoutes(s.e.Group("/internal/v1"))
 	return s, nil
 }

@@ -44,6 +44,11 @@ type bundleOpts struct {
 	edgeSecret, workerSecret, playbackKeys string
 	redisPrefix                            string
 	dispatch                               config.Dispatch
+	// The webhook tests' settings; background also runs the background
+	// loops (the delivery worker among them) until the test ends.
+	allowPrivateTargets bool
+	webhooks            config.Webhooks
+	background          bool
 }
 
 func setup(t *testing.T, opts ...bundleOpts) *testBundle {
@@ -61,12 +66,19 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	}
 	logs := &testkit.LogBuffer{}
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
-		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch}
+		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch,
+		AllowPrivateTargets: o.allowPrivateTargets, Webhooks: o.webhooks}
 	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
+	if o.background {
+		bctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); srv.RunBackground(bctx) }()
+		t.Cleanup(func() { stop(); <-done })
+	}
 
 	ctx := context.Background()
 	_, admin, err := st.CreateAPIKey(ctx, "admin", store.ScopeAdmin)

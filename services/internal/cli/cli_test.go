@@ -237,6 +237,8 @@ var sections = map[string]string{
 	"streams":  "dionysia streams, profiles and workers",
 	"profiles": "dionysia streams, profiles and workers",
 	"workers":  "dionysia streams, profiles and workers",
+	"webhooks": "dionysia streams, profiles and workers",
+	"events":   "dionysia streams, profiles and workers",
 }
 
 // secrets are each server command's environment-only settings.
@@ -283,6 +285,9 @@ func TestServersRefuseBadSettingsAtStart(t *testing.T) {
 		{[]string{"api"}, map[string]string{"DIONYSIA_PUBLIC_RTMP_PORT": "x"}, `DIONYSIA_PUBLIC_RTMP_PORT="x": not a port number`},
 		{[]string{"api"}, map[string]string{"DIONYSIA_API_ADDR": "8080"}, `DIONYSIA_API_ADDR="8080" (--addr): must be host:port`},
 		{[]string{"api"}, map[string]string{"DIONYSIA_PLAYBACK_KEYS": "k1:short"}, "DIONYSIA_PLAYBACK_KEYS"},
+		{[]string{"api"}, map[string]string{"DIONYSIA_WEBHOOK_DISABLE_AFTER": "-1"}, `DIONYSIA_WEBHOOK_DISABLE_AFTER="-1" (--webhook-disable-after): must be between 1 and 100000`},
+		{[]string{"api"}, map[string]string{"DIONYSIA_WEBHOOK_BACKOFF_BASE": "2h", "DIONYSIA_WEBHOOK_BACKOFF_MAX": "1h30m"}, `DIONYSIA_WEBHOOK_BACKOFF_BASE="2h0m0s" (--webhook-backoff-base): must be between 1ms and 1h0m0s`},
+		{[]string{"api"}, map[string]string{"DIONYSIA_ALLOW_PRIVATE_TARGETS": "maybe"}, `DIONYSIA_ALLOW_PRIVATE_TARGETS="maybe"`},
 		{[]string{"streams", "list"}, map[string]string{"DIONYSIA_LOG_LEVEL": "loud"}, `DIONYSIA_LOG_LEVEL="loud" (--log-level)`},
 		{[]string{"router", "--cache-ttl", "soon"}, nil, `invalid argument "soon" for "--cache-ttl" flag: not a duration`},
 	}

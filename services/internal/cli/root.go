@@ -73,7 +73,8 @@ func NewRoot(env Env) *cobra.Command {
 	g.log.RegisterFlags(pf)
 
 	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g), newWorkersCmd(g), newEventsCmd(g),
-		newEdgeCmd(g), newRouterCmd(g))
+		newEdgeCmd(g), newRouterCmd(g), newWebhooksCmd(g))
+	addEventsRedeliver(g, root)
 	return root
 }
 

@@ -41,6 +41,15 @@ const (
 	DefaultRedispatchMin       = 3 * time.Second
 	DefaultDispatchFirstPickup = 3 * time.Second
 	DefaultReconnectGrace      = 10 * time.Second
+
+	DefaultWebhookTimeout       = 10 * time.Second
+	DefaultWebhookRetryFor      = 24 * time.Hour
+	DefaultWebhookDisableAfter  = 20 // consecutive failed deliveries
+	DefaultWebhookConcurrency   = 16 // requests in flight per API process
+	DefaultWebhookBackoffBase   = time.Second
+	DefaultWebhookBackoffMax    = time.Hour
+	DefaultWebhookRotationGrace = 24 * time.Hour
+	DefaultWebhookPoll          = time.Second
 )
 
 // Settings of this package (the shared ones are in package conf).
@@ -67,6 +76,20 @@ var (
 	VarReconnectGrace      = conf.Var{Flag: "reconnect-grace", Env: "DIONYSIA_API_RECONNECT_GRACE"}
 
 	VarAPIKey = conf.Var{Flag: "api-key", Env: "DIONYSIA_API_KEY"}
+
+	// VarAllowPrivateTargets lets outbound requests the platform makes for
+	// its users (webhooks; later pull sources and restream targets) reach
+	// loopback, private and link-local addresses (pkg/netguard).
+	VarAllowPrivateTargets = conf.Var{Flag: "allow-private-targets", Env: "DIONYSIA_ALLOW_PRIVATE_TARGETS"}
+
+	VarWebhookTimeout       = conf.Var{Flag: "webhook-timeout", Env: "DIONYSIA_WEBHOOK_TIMEOUT"}
+	VarWebhookRetryFor      = conf.Var{Flag: "webhook-retry-for", Env: "DIONYSIA_WEBHOOK_RETRY_FOR"}
+	VarWebhookDisableAfter  = conf.Var{Flag: "webhook-disable-after", Env: "DIONYSIA_WEBHOOK_DISABLE_AFTER"}
+	VarWebhookConcurrency   = conf.Var{Flag: "webhook-concurrency", Env: "DIONYSIA_WEBHOOK_CONCURRENCY"}
+	VarWebhookBackoffBase   = conf.Var{Flag: "webhook-backoff-base", Env: "DIONYSIA_WEBHOOK_BACKOFF_BASE"}
+	VarWebhookBackoffMax    = conf.Var{Flag: "webhook-backoff-max", Env: "DIONYSIA_WEBHOOK_BACKOFF_MAX"}
+	VarWebhookRotationGrace = conf.Var{Flag: "webhook-rotation-grace", Env: "DIONYSIA_WEBHOOK_ROTATION_GRACE"}
+	VarWebhookPoll          = conf.Var{Flag: "webhook-poll-interval", Env: "DIONYSIA_WEBHOOK_POLL_INTERVAL"}
 )
 
 // APISecrets are the environment-only settings of `dionysia api`.
@@ -207,6 +230,79 @@ func (c *Dispatch) RegisterFlags(fs *pflag.FlagSet) {
 	f.Duration(&c.ReconnectGrace, VarReconnectGrace, d.ReconnectGrace, "how long a dropped publisher may reconnect and continue the same session")
 }
 
+// Webhooks configures the delivery of events to webhook endpoints
+// (docs/webhooks.md).
+type Webhooks struct {
+	// Timeout bounds each request (connect to last byte of the answer);
+	// default DefaultWebhookTimeout.
+	Timeout time.Duration
+	// RetryFor is how long a delivery is retried after it was queued before
+	// it is marked failed; default DefaultWebhookRetryFor.
+	RetryFor time.Duration
+	// DisableAfter is how many deliveries in a row may fail for good before
+	// the platform disables the endpoint; default DefaultWebhookDisableAfter.
+	DisableAfter int
+	// Concurrency is how many requests one API process has in flight;
+	// default DefaultWebhookConcurrency.
+	Concurrency int
+	// BackoffBase and BackoffMax shape the retry delays: attempt n waits a
+	// random time up to min(BackoffMax, BackoffBase·2^(n-1)) (full jitter);
+	// defaults DefaultWebhookBackoffBase and DefaultWebhookBackoffMax.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	// RotationGrace is how long a rotated-out secret still signs, unless the
+	// rotation says otherwise; default DefaultWebhookRotationGrace.
+	RotationGrace time.Duration
+	// PollInterval is how often the delivery worker looks for due deliveries
+	// without being notified; default DefaultWebhookPoll.
+	PollInterval time.Duration
+}
+
+// WithDefaults fills unset fields.
+func (c Webhooks) WithDefaults() Webhooks {
+	c.Timeout = cmp.Or(c.Timeout, DefaultWebhookTimeout)
+	c.RetryFor = cmp.Or(c.RetryFor, DefaultWebhookRetryFor)
+	c.DisableAfter = cmp.Or(c.DisableAfter, DefaultWebhookDisableAfter)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultWebhookConcurrency)
+	c.BackoffBase = cmp.Or(c.BackoffBase, DefaultWebhookBackoffBase)
+	c.BackoffMax = cmp.Or(c.BackoffMax, DefaultWebhookBackoffMax)
+	c.RotationGrace = cmp.Or(c.RotationGrace, DefaultWebhookRotationGrace)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultWebhookPoll)
+	return c
+}
+
+// Validate checks the configuration.
+func (c Webhooks) Validate() error {
+	errs := []error{
+		conf.Range(VarWebhookTimeout, c.Timeout, 100*time.Millisecond, 5*time.Minute),
+		conf.Range(VarWebhookRetryFor, c.RetryFor, time.Second, 30*24*time.Hour),
+		conf.Range(VarWebhookDisableAfter, c.DisableAfter, 1, 100000),
+		conf.Range(VarWebhookConcurrency, c.Concurrency, 1, 1000),
+		conf.Range(VarWebhookBackoffBase, c.BackoffBase, time.Millisecond, time.Hour),
+		conf.Range(VarWebhookBackoffMax, c.BackoffMax, time.Millisecond, 24*time.Hour),
+		conf.Range(VarWebhookRotationGrace, c.RotationGrace, time.Duration(0), 30*24*time.Hour),
+		conf.Range(VarWebhookPoll, c.PollInterval, 10*time.Millisecond, time.Minute),
+	}
+	if c.BackoffMax < c.BackoffBase {
+		errs = append(errs, VarWebhookBackoffMax.Invalid(c.BackoffMax, "must not be below %s (%s)", VarWebhookBackoffBase.Env, c.BackoffBase))
+	}
+	return errors.Join(errs...)
+}
+
+// RegisterFlags binds the fields to flags.
+func (c *Webhooks) RegisterFlags(fs *pflag.FlagSet) {
+	d := c.WithDefaults()
+	f := conf.On(fs)
+	f.Duration(&c.Timeout, VarWebhookTimeout, d.Timeout, "timeout of each webhook request")
+	f.Duration(&c.RetryFor, VarWebhookRetryFor, d.RetryFor, "how long a webhook delivery is retried before it is marked failed")
+	f.Int(&c.DisableAfter, VarWebhookDisableAfter, d.DisableAfter, "consecutive failed deliveries after which an endpoint is disabled")
+	f.Int(&c.Concurrency, VarWebhookConcurrency, d.Concurrency, "webhook requests in flight per API process")
+	f.Duration(&c.BackoffBase, VarWebhookBackoffBase, d.BackoffBase, "first retry delay bound of a webhook delivery (doubles per attempt, full jitter)")
+	f.Duration(&c.BackoffMax, VarWebhookBackoffMax, d.BackoffMax, "largest retry delay of a webhook delivery")
+	f.Duration(&c.RotationGrace, VarWebhookRotationGrace, d.RotationGrace, "how long a rotated-out webhook secret still signs, by default")
+	f.Duration(&c.PollInterval, VarWebhookPoll, d.PollInterval, "how often the delivery worker looks for due deliveries without a notification")
+}
+
 // API configures the management API server.
 type API struct {
 	Addr            string        // listen address host:port; default DefaultAPIAddr
@@ -214,6 +310,11 @@ type API struct {
 	ShutdownTimeout time.Duration // grace period for in-flight requests on stop; default DefaultShutdownTimeout
 	Public          PublicURLs
 	Dispatch        Dispatch
+	Webhooks        Webhooks
+	// AllowPrivateTargets lets webhooks (and later pull sources and
+	// restream targets) reach loopback, private and link-local addresses;
+	// default false (pkg/netguard refuses them).
+	AllowPrivateTargets bool
 	// EventRetention is how long events stay in the event log before the
 	// background pruner deletes them; default DefaultEventRetention (30 days).
 	EventRetention time.Duration
@@ -254,6 +355,7 @@ func (c API) WithDefaults() API {
 	c.EventRetention = cmp.Or(c.EventRetention, DefaultEventRetention)
 	c.Public = c.Public.WithDefaults()
 	c.Dispatch = c.Dispatch.WithDefaults()
+	c.Webhooks = c.Webhooks.WithDefaults()
 	return c
 }
 
@@ -266,6 +368,7 @@ func (c API) Validate() error {
 		conf.Range(VarEventRetention, c.EventRetention, time.Minute, 10*365*24*time.Hour),
 		c.Public.Validate(),
 		c.Dispatch.Validate(),
+		c.Webhooks.Validate(),
 	}
 	if c.PlaybackKeys != "" {
 		if _, err := playback.ParseKeys(c.PlaybackKeys); err != nil {
@@ -285,6 +388,8 @@ func (c *API) RegisterFlags(fs *pflag.FlagSet) {
 	f.Duration(&c.EventRetention, VarEventRetention, d.EventRetention, "how long events stay in the event log before they are pruned")
 	c.Public.RegisterFlags(fs)
 	c.Dispatch.RegisterFlags(fs)
+	c.Webhooks.RegisterFlags(fs)
+	f.Bool(&c.AllowPrivateTargets, VarAllowPrivateTargets, false, "let webhooks reach loopback, private and link-local addresses (on-prem receivers, development)")
 }
 
 // Client configures the CLI's connection to the API.

@@ -77,7 +77,9 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 	pool := dbtest.New(t)
 	st := store.New(pool)
 	srv, err := api.NewApp(config.API{EdgeSecret: testSecret, WorkerSecret: workerSecret, Public: config.PublicURLs{EdgeHost: "127.0.0.1"},
-		Dispatch: config.Dispatch{ReconnectGrace: grace}},
+		Dispatch: config.Dispatch{ReconnectGrace: grace},
+		// The webhook test's receiver listens on loopback.
+		AllowPrivateTargets: true},
 		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
 	dctx, dcancel := context.WithCancel(ctx)

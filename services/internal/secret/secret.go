@@ -73,6 +73,14 @@ func ValidStreamKey(s string) bool {
 	return ok && len(rest) == randomLen && isBase62(rest)
 }
 
+// WebhookSecretPrefix starts every webhook signing secret.
+const WebhookSecretPrefix = "whsec_"
+
+// NewWebhookSecret returns a fresh webhook signing secret: WebhookSecretPrefix
+// followed by 43 base62 characters. It is stored as is (it must be readable to
+// sign, adr/0013) and shown to the operator only at creation and rotation.
+func NewWebhookSecret() string { return WebhookSecretPrefix + random(randomLen) }
+
 // APIKey is a freshly generated API key. Key is shown to its owner once and
 // never stored; Prefix and Hash are stored.
 type APIKey struct {

@@ -71,3 +71,12 @@ func FuzzParseAPIKey(f *testing.F) {
 		require.True(t, strings.HasPrefix(s, APIKeyPrefix+prefix+"_"))
 	})
 }
+
+func TestWebhookSecret(t *testing.T) {
+	a, b := NewWebhookSecret(), NewWebhookSecret()
+	require.NotEqual(t, a, b)
+	rest, ok := strings.CutPrefix(a, WebhookSecretPrefix)
+	require.True(t, ok, a)
+	require.Len(t, rest, randomLen)
+	require.True(t, isBase62(rest))
+}

@@ -95,19 +95,20 @@ type StreamSession struct {
 }
 
 type Webhook struct {
-	ID                      uuid.UUID
-	Url                     string
-	Description             string
-	EventTypes              []string
-	StreamID                *uuid.UUID
-	Enabled                 bool
-	Secret                  string
-	PreviousSecret          *string
-	PreviousSecretExpiresAt *time.Time
-	ConsecutiveFailures     int32
-	DisabledReason          *string
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	ID                        uuid.UUID
+	Url                       string
+	Description               string
+	EventTypes                []string
+	StreamID                  *uuid.UUID
+	Enabled                   bool
+	Secret                    string
+	PreviousSecret            *string
+	PreviousSecretExpiresAt   *time.Time
+	ConsecutiveFailures       int32
+	DisabledReason            *string
+	CreatedAt                 time.Time
+	UpdatedAt                 time.Time
+	ConsecutiveFailedAttempts int32
 }
 
 type WebhookAttempt struct {
@@ -133,6 +134,7 @@ type WebhookDelivery struct {
 	CreatedAt      time.Time
 	DeliveredAt    *time.Time
 	FailedAt       *time.Time
+	QueuedAt       time.Time
 }
 
 type WorkersSeen struct {
