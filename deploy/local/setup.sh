@@ -35,9 +35,9 @@ APT_BASE=(
   postgresql redis-server ffmpeg nodejs npm
 )
 # What only the tests need: the players run in headless Chromium; promtool (from
-# prometheus) checks the alert rules. On a host with systemd, that package also enables a
-# Prometheus server on :9090 (`systemctl disable --now prometheus` if you do not want it).
-APT_TEST=(chromium prometheus)
+# prometheus) checks the alert rules. That package also enables a Prometheus server on :9090
+# where systemd runs: install_promtool turns it off again when it installed it.
+APT_TEST=(chromium)
 
 # shellcheck source=lib.sh
 source "${root}/deploy/local/lib.sh"
@@ -61,6 +61,19 @@ install_apt() { # packages...
   long "updating the apt package lists" as_root apt-get update -qq
   long "installing apt packages: ${missing[*]} (about 1 min and 550 MB the first time)" \
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# install_promtool installs Debian's prometheus package for its promtool. The package also
+# enables and starts a Prometheus server; the tests need only the tool, so a server this script
+# brought in is disabled again (one installed before is left as it was).
+install_promtool() {
+  if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    install_apt prometheus
+    if [[ -d /run/systemd/system ]]; then
+      as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  fi
+  say "promtool: $(promtool --version 2>&1 | head -n 1)"
 }
 
 install_go() {
@@ -144,7 +157,7 @@ base() {
 test_deps() {
   base
   install_apt "${APT_TEST[@]}"
-  say "promtool: $(promtool --version 2>&1 | head -n 1)"
+  install_promtool
   install_sqlc
   install_test_npm
 }
