@@ -390,14 +390,7 @@ SELECT uuidv7_from(now()), w.id, e.id, e.seq, e.stream_id
 FROM events e, webhooks w
 WHERE e.id = $1
   AND w.enabled
-  AND (e.webhook_id IS NULL OR w.id = e.webhook_id)
-  AND (e.webhook_id IS NOT NULL OR e.type <> 'webhook.test')
-  AND (w.stream_id IS NULL OR w.stream_id = e.stream_id OR e.webhook_id IS NOT NULL)
-  AND (cardinality(w.event_types) = 0
-       OR e.webhook_id IS NOT NULL
-       OR e.type = ANY (w.event_types)
-       OR EXISTS (SELECT 1 FROM unnest(w.event_types) AS p(pattern)
-                  WHERE p.pattern LIKE '%.*' AND e.type LIKE left(p.pattern, -1) || '%'))
+  AND webhook_matches(w.id, w.stream_id, w.event_types, e.type, e.stream_id, e.webhook_id)
 ON CONFLICT (webhook_id, event_id) DO UPDATE SET
     status = 'pending', next_attempt_at = now(), queued_at = now(), delivered_at = NULL, failed_at = NULL
 RETURNING webhook_id
