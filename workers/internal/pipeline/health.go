@@ -362,9 +362,18 @@ func (h *healthMeter) snapshot(now time.Time, dropped uint64, audioSettled bool)
 	return hl
 }
 
+// reorderEdge is how many frames frameRate leaves out at each end of its
+// window once the window is sorted by presentation time. The window is a run
+// of frames in decode order; with B-frames, the frames at its ends lack
+// neighbours in display order (a B-frame's successor in display order came
+// before the window, or a reference frame's predecessor comes after it), and
+// those holes would read as a slower, jittery rate. Encoders reorder by at
+// most a few frames (x264's default is 3 B-frames).
+const reorderEdge = 4
+
 // frameRate is the rate and the jitter of the frames of a window: from
 // their sorted presentation timestamps, so reordered (B-)frames count in
-// display order.
+// display order, without the ends a reordering leaves holes in.
 func frameRate(frames []frameSample) (fps, jitter float64) {
 	if len(frames) < 3 {
 		return 0, 0
@@ -374,6 +383,9 @@ func frameRate(frames []frameSample) (fps, jitter float64) {
 		pts[i] = f.pts
 	}
 	slices.Sort(pts)
+	if len(pts) > 4*reorderEdge {
+		pts = pts[reorderEdge : len(pts)-reorderEdge]
+	}
 	span := pts[len(pts)-1] - pts[0]
 	if span <= 0 {
 		return 0, 0

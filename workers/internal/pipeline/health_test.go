@@ -30,6 +30,24 @@ func TestFrameRate(t *testing.T) {
 	for i := 1; i+1 < len(reordered); i += 3 { // I P B B order: swap pairs
 		reordered[i], reordered[i+1] = reordered[i+1], reordered[i]
 	}
+	// A window cut from a stream with 2 B-frames (decode order I0 P3 B1 B2
+	// P6 B4 B5 ...) at arbitrary points: display order has holes at its ends.
+	var bframes []frameSample
+	for i := range 120 {
+		n := i
+		if i > 0 {
+			switch j := (i + 2) / 3; i % 3 {
+			case 1:
+				n = 3 * j
+			case 2:
+				n = 3*j - 2
+			default:
+				n = 3*j - 1
+			}
+		}
+		bframes = append(bframes, frameSample{wall: t0, pts: time.Duration(n) * time.Second / 30})
+	}
+	cut := bframes[2:59]
 	uneven := steady(60, time.Second/30)
 	for i := range uneven {
 		if i%2 == 1 {
@@ -47,6 +65,7 @@ func TestFrameRate(t *testing.T) {
 		{"30 fps", steady(60, time.Second/30), 30, -1, 0.01},
 		{"25 fps", steady(50, 40*time.Millisecond), 25, -1, 0.01},
 		{"30 fps with B-frames", reordered, 30, -1, 0.01},
+		{"30 fps, a window cut through B-frame groups", cut, 30, -1, 0.01},
 		{"uneven", uneven, 30, 0.5, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
