@@ -291,8 +291,11 @@ func TestPlatform(t *testing.T) {
 		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
 		before := segmentNumber(lastURI(Get(t, media).Body))
 		require.Positive(t, before)
+		// A lease taken after Redis lost its data is one acquired after the
+		// restart began: a worker may take it within milliseconds, before
+		// RestartRedis has seen Redis answer.
+		restarting := time.Now()
 		p.RestartRedis(t)
-		restarted := time.Now()
 		// Fresh: the stream is owned again under a lease taken after the
 		// restart, and its owner serves a playlist of the new run only (all
 		// of it after the last segment before the restart) through the
@@ -304,7 +307,7 @@ func TestPlatform(t *testing.T) {
 				return false
 			}
 			acquired, _ := strconv.ParseInt(owner["acquired_at"], 10, 64)
-			if acquired < restarted.UnixMilli() {
+			if acquired < restarting.UnixMilli() {
 				return false
 			}
 			f := Get(t, media)
