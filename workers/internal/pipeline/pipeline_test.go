@@ -264,6 +264,55 @@ func TestEdge(t *testing.T) {
 
 // TestBadSources: each bad source fails its run quickly with a clear reason,
 // and the next run in the same process works.
+// TestEdgeRTSP reads sources whose codecs do not survive RTMP from the edge
+// over RTSP (ADR 0015): H.264 with Opus (what a WHIP publisher sends) and
+// H.265 with AAC published over SRT. Every rendition has video and the audio
+// is the ladder's stereo AAC.
+func TestEdgeRTSP(t *testing.T) {
+	e := startMediaMTX(t)
+	for _, tc := range []struct {
+		name, path string
+		out        []string
+	}{
+		{"h264 opus", "live/opus", []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "libopus", "-b:a", "64k",
+			"-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/opus")}},
+		{"h265 aac", "live/hevc", []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:log-level=error",
+			"-c:a", "aac", "-f", "mpegts", "srt://" + e.srt + "?streamid=publish:live/hevc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			publishLive(t, e, tc.path, tc.out...)
+			sink := newRecordingSink(t)
+			lad := builtin(t, ladder.Builtin720p)
+			lad.Renditions = lad.Renditions[2:] // 360p: the CPU is shared
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			p, err := New(Config{StreamID: "rtsp", Ladder: lad, SegmentDuration: 2 * time.Second, Logger: testLogger(t),
+				Source: job.Source{URL: e.rtspURL(tc.path), User: "reader", Password: "secret"}})
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx, sink) }()
+			select {
+			case <-sink.firstFrame:
+			case err := <-done:
+				t.Fatalf("run ended before the first frame: %v", err)
+			case <-time.After(2 * time.Minute):
+				t.Fatal("no frame within 2 min")
+			}
+			require.Eventually(t, func() bool { return sink.frames(0) >= 90 }, 2*time.Minute, 50*time.Millisecond, "3 s at 30 fps")
+			cancel()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return after cancel")
+			}
+			sink.close()
+			checkRenditions(t, sink, "30/1")
+			checkAudio(t, sink)
+		})
+	}
+}
+
 func TestBadSources(t *testing.T) {
 	garbage := filepath.Join(testDir, "garbage.mp4")
 	b := make([]byte, 256*1024)
