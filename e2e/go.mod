@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/chromedp v0.14.2
 	github.com/dionysia/dionysia/pkg/testkit v0.0.0
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/pion/webrtc/v4 v4.2.26
 	github.com/stretchr/testify v1.12.1
 )
 
@@ -36,7 +37,6 @@ require (
 	github.com/pion/stun/v4 v4.0.1 // indirect
 	github.com/pion/transport/v5 v5.1.4 // indirect
 	github.com/pion/turn/v5 v5.1.3 // indirect
-	github.com/pion/webrtc/v4 v4.2.26 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/wlynxg/anet v0.0.5 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
