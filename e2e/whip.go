@@ -240,4 +240,3 @@ func sendOpus(ctx context.Context, tr *webrtc.TrackLocalStaticSample, f *os.File
 		}
 	}
 }
-
