@@ -276,6 +276,10 @@ func TestEdgeRTSP(t *testing.T) {
 	}{
 		{"h264 opus", "live/opus", []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "libopus", "-b:a", "64k",
 			"-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/opus")}},
+		// A keyframe every 10 s: the edge sends an RTSP reader the frames
+		// in front of the next keyframe too; the run starts at it.
+		{"h264 opus 10 s keyframes", "live/longgop", []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "300", "-keyint_min", "300",
+			"-sc_threshold", "0", "-c:a", "libopus", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/longgop")}},
 		{"h265 aac", "live/hevc", []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:log-level=error",
 			"-c:a", "aac", "-f", "mpegts", "srt://" + e.srt + "?streamid=publish:live/hevc"}},
 	} {

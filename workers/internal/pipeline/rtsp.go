@@ -82,6 +82,13 @@ func (s *source) onRTPPad(pad *gst.Pad) {
 		s.rtsp.exposed++
 		done := s.rtsp.complete()
 		s.mu.Unlock()
+		c := p.GetCurrentCaps()
+		if c == nil {
+			c = p.QueryCaps(nil)
+		}
+		if c != nil && c.GetSize() > 0 && strings.HasPrefix(c.GetStructureAt(0).Name(), "video/") {
+			dropUntilKeyframe(p)
+		}
 		s.onPadAdded(p)
 		if done {
 			s.onNoMorePads()
@@ -99,4 +106,19 @@ func (s *source) onRTPPad(pad *gst.Pad) {
 		return
 	}
 	bin.SyncStateWithParent()
+}
+
+// dropUntilKeyframe drops the video in front of the first keyframe. The
+// edge sends an RTSP reader every packet from the moment it joins (unlike
+// RTMP, from the next keyframe on): the frames before the first keyframe
+// reference pictures the decoder never saw and would decode to garbage. The
+// health meter then sees the video start at that keyframe, as over RTMP.
+func dropUntilKeyframe(pad *gst.Pad) {
+	pad.AddProbe(gst.PadProbeTypeBuffer, func(_ *gst.Pad, info *gst.PadProbeInfo) gst.PadProbeReturn {
+		buf := info.GetBuffer()
+		if buf == nil || buf.HasFlags(gst.BufferFlagDeltaUnit) {
+			return gst.PadProbeDrop
+		}
+		return gst.PadProbeRemove
+	})
 }
