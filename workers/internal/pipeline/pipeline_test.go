@@ -317,6 +317,44 @@ func TestEdgeRTSP(t *testing.T) {
 	}
 }
 
+// TestEdgeRTSPEnds: an RTSP read ends as an RTMP read does: by itself, as an
+// end of stream, when the publisher stops; as unreachable with a wrong
+// password or without a publisher.
+func TestEdgeRTSPEnds(t *testing.T) {
+	e := startMediaMTX(t)
+	lad := builtin(t, ladder.Builtin720p)
+	lad.Renditions = lad.Renditions[2:]
+	t.Run("publisher stops", func(t *testing.T) {
+		// 8 s of media, so that the path is still live once mediamtx made
+		// it readable, however loaded the machine.
+		publishLive(t, e, "live/once", "-t", "8", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
+			"-c:a", "libopus", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/once"))
+		sink := newRecordingSink(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := Run(ctx, Config{Ladder: lad, Logger: testLogger(t),
+			Source: job.Source{URL: e.rtspURL("live/once"), User: "reader", Password: "secret"}}, sink)
+		t.Logf("publisher stopped: Run returned %v after %s with %d frames", err, time.Since(start).Round(time.Millisecond), sink.frames(0))
+		require.NoError(t, err)
+		require.Positive(t, sink.frames(0))
+	})
+	for _, tc := range []struct{ name, path, password string }{
+		{"wrong password", "live/once", "wrong-pw"},
+		{"no such stream", "live/nothing", "secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := Run(ctx, Config{Ladder: lad, Logger: testLogger(t),
+				Source: job.Source{URL: e.rtspURL(tc.path), User: "reader", Password: tc.password}}, newRecordingSink(t))
+			t.Logf("%s: %v", tc.name, err)
+			require.ErrorIs(t, err, ErrSourceUnreachable)
+			require.NotContains(t, err.Error(), "wrong-pw")
+		})
+	}
+}
+
 func TestBadSources(t *testing.T) {
 	garbage := filepath.Join(testDir, "garbage.mp4")
 	b := make([]byte, 256*1024)
