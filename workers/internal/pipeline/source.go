@@ -117,7 +117,7 @@ func (r redactor) redact(s string) string {
 }
 
 // source is the head of the pipeline: the element that reads the stream
-// (rtmp2src, srtsrc, filesrc) and its demuxer, whose pads it routes: the
+// (rtmp2src, srtsrc, rtspsrc, filesrc) and its demuxer, whose pads it routes: the
 // first H.264/H.265 stream to the video decode, the first audio stream to
 // the audio branch, everything else to a fakesink. It knows when every
 // stream of the source has been seen, and fails a source without usable
@@ -196,7 +196,8 @@ func (s *source) release() {
 
 // makeElement creates the source element and names the demuxer to put
 // after it: flvdemux for RTMP and tsdemux for SRT, which emit no-more-pads
-// once every stream is known; parsebin for files, which finds the container.
+// once every stream is known; parsebin for files, which finds the container;
+// none for RTSP, whose rtspsrc adds a pad per RTP stream itself (rtsp.go).
 func (s *source) makeElement() (*gst.Element, string, error) {
 	u, err := url.Parse(s.url)
 	if err != nil {
