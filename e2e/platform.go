@@ -19,6 +19,7 @@ import (
 type Options struct {
 	Workers  int           // number of CPU workers; default 1
 	LeaseTTL time.Duration // workers' ownership lease; default the worker's
+	WebRTC   bool          // the edge takes WHIP publishers
 }
 
 // Platform is the harness's platform, owned by one test.
@@ -85,7 +86,7 @@ func Start(t testing.TB, opts Options) *Platform {
 	hp, err := harness.Start(context.Background(), harness.Options{
 		BinDir: Binaries(t), MediaMTX: mediamtx, LogDir: logDir, WorkDir: t.TempDir(),
 		AdminDatabaseURL: os.Getenv("E2E_DATABASE_ADMIN_URL"), Name: "e2e",
-		Workers: opts.Workers, LeaseTTL: opts.LeaseTTL,
+		Workers: opts.Workers, LeaseTTL: opts.LeaseTTL, WebRTC: opts.WebRTC,
 		// A short reconnect grace keeps the suite quick: playlists end 3 s
 		// after a publisher leaves for good.
 		Env: []string{"DIONYSIA_API_RECONNECT_GRACE=3s"},

@@ -43,6 +43,9 @@ type Options struct {
 	Env []string
 	// WorkerArgs are more flags of every worker (e.g. --source-grace 5m).
 	WorkerArgs []string
+	// WebRTC enables the edge's WHIP ingest (ICE on a UDP port of its own);
+	// off by default, as in most tests.
+	WebRTC bool
 }
 
 // Platform is every Dionysia process running on loopback, against a fresh
@@ -101,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 	if err := p.StartRedis(ctx); err != nil {
 		return p, err
 	}
-	ports := make([]int, 9)
+	ports := make([]int, 10)
 	for i := range ports {
 		if ports[i], err = testkit.FindFreePort(); err != nil {
 			return p, err
@@ -109,6 +112,10 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 	}
 	apiPort, routerPort, rtsp, webrtc, hook, mtxAPI, edgeAdmin := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
 	p.EdgeRTMPPort, p.EdgeSRTPort = ports[7], ports[8]
+	webrtcUDP := "-1"
+	if opts.WebRTC {
+		webrtcUDP = strconv.Itoa(ports[9])
+	}
 	p.APIURL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	p.RouterURL = fmt.Sprintf("http://127.0.0.1:%d", routerPort)
 	p.Env = append([]string{
@@ -145,7 +152,7 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		"--id", "edge-"+opts.Name, "--mediamtx", opts.MediaMTX, "--work-dir", filepath.Join(opts.WorkDir, "edge"),
 		"--bind", "127.0.0.1", "--advertise-host", "127.0.0.1",
 		"--rtmp-port", strconv.Itoa(p.EdgeRTMPPort), "--srt-port", strconv.Itoa(p.EdgeSRTPort),
-		"--rtsp-port", strconv.Itoa(rtsp), "--webrtc-port", strconv.Itoa(webrtc), "--webrtc-udp-port", "-1",
+		"--rtsp-port", strconv.Itoa(rtsp), "--webrtc-port", strconv.Itoa(webrtc), "--webrtc-udp-port", webrtcUDP,
 		"--hook-addr", fmt.Sprintf("127.0.0.1:%d", hook),
 		"--mediamtx-api-addr", fmt.Sprintf("127.0.0.1:%d", mtxAPI),
 		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", edgeAdmin)); err != nil {

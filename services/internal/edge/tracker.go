@@ -304,7 +304,7 @@ func (e *Edge) processPending(now time.Time, flushAll bool) {
 		e.mu.Unlock()
 		switch {
 		case ok:
-			e.enqueueEnd(p.s, classifyClose(n.reason), mediamtx.Redact(n.reason), now)
+			e.enqueueEnd(p.s, classifyClose(n.reason, p.s.protocol), mediamtx.Redact(n.reason), now)
 		case flushAll || !now.Before(p.due):
 			e.enqueueEnd(p.s, edgeapi.EndPublisherDisconnected, "", now)
 		default:
@@ -315,12 +315,17 @@ func (e *Edge) processPending(now time.Time, flushAll bool) {
 	tr.pending = kept
 }
 
-// classifyClose maps mediamtx's close reason to an End* reason.
-func classifyClose(reason string) string {
+// classifyClose maps mediamtx's close reason for a publisher of protocol
+// to an End* reason. "terminated" is mediamtx closing the connection itself
+// (kicks are known before the close line arrives): for a WebRTC session it
+// is also what a clean WHIP DELETE gives, the publisher leaving.
+func classifyClose(reason, protocol string) string {
 	r := strings.ToLower(reason)
 	switch {
 	case strings.Contains(r, "timeout"), strings.Contains(r, "deadline"), strings.Contains(r, "timed out"):
 		return edgeapi.EndPublisherTimeout
+	case r == "terminated" && protocol == edgeapi.ProtocolWebRTC:
+		return edgeapi.EndPublisherDisconnected // WHIP DELETE
 	case r == "terminated":
 		return edgeapi.EndError // closed by mediamtx, not by us
 	default:

@@ -87,15 +87,36 @@ func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Sessi
 // credential: the session's edge (it moves when a publisher resumes the
 // session on another edge) and the stream's current key.
 func (t Transcodes) source(st store.Stream, sess store.Session) (job.Source, error) {
-	// RTMP from the edge is the proven path (first frame in ~0.4 s); SRT when
-	// the edge has no RTMP listener.
-	proto := edgeapi.ProtocolRTMP
-	if sess.Edge.RTMPPort == 0 && sess.Edge.SRTPort != 0 {
-		proto = edgeapi.ProtocolSRT
-	}
+	proto := readProtocol(sess.Edge, sess.Source)
 	url := sess.Edge.SourceURL(proto, st.StreamKey)
 	if sess.Edge.PublicHost == "" || url == "" {
 		return job.Source{}, fmt.Errorf("session %s: its edge %q reported no address to pull from", sess.ID, sess.EdgeID)
 	}
 	return job.Source{URL: url, User: WorkerUser, Password: WorkerPassword(t.EdgeSecret, st.ID, sess.ID)}, nil
+}
+
+// readProtocol is how a worker reads a session from its edge (ADR 0015):
+// RTMP, the proven path (first frame in ~0.4 s), when the source's codecs
+// survive legacy FLV (H.264 with AAC, MP3 or no audio); RTSP (TCP
+// interleaved), which carries every codec the edge accepts (H.265, Opus,
+// AC-3, ...), for any other source or one whose codecs are not known yet.
+// An edge without the listener the choice needs falls back to what it has:
+// RTMP, then RTSP, then SRT.
+func readProtocol(e edgeapi.EdgeInfo, src store.Source) string {
+	flvSafe := deref(src.VideoCodec) == "H264"
+	switch deref(src.AudioCodec) {
+	case "", "MPEG-4 Audio", "MPEG-1/2 Audio":
+	default:
+		flvSafe = false
+	}
+	switch {
+	case flvSafe && e.RTMPPort != 0:
+		return edgeapi.ProtocolRTMP
+	case e.RTSPPort != 0:
+		return edgeapi.ProtocolRTSP
+	case e.RTMPPort != 0:
+		return edgeapi.ProtocolRTMP
+	default:
+		return edgeapi.ProtocolSRT
+	}
 }

@@ -312,7 +312,9 @@ func checkKeyframesAligned(t *testing.T, s *recordingSink) {
 }
 
 // edge is a running mediamtx: its RTMP (TCP) and SRT (UDP) addresses.
-type edge struct{ rtmp, srt, api string }
+type edge struct{ rtmp, srt, rtsp, api string }
+
+func (e edge) rtspURL(path string) string { return "rtsp://" + e.rtsp + "/" + path }
 
 func (e edge) rtmpURL(path string) string { return "rtmp://" + e.rtmp + "/" + path }
 
@@ -327,6 +329,7 @@ func startMediaMTX(t *testing.T) edge {
 	e := edge{
 		rtmp: testkit.FreeAddr(t),
 		srt:  testkit.FreeAddr(t),
+		rtsp: testkit.FreeAddr(t),
 		api:  testkit.FreeAddr(t),
 	}
 	dir := t.TempDir()
@@ -336,7 +339,10 @@ apiAddress: %s
 metrics: false
 pprof: false
 playback: false
-rtsp: false
+rtsp: true
+rtspAddress: %s
+rtspTransports: [tcp]
+rtspEncryption: "no"
 hls: false
 webrtc: false
 moq: false
@@ -359,7 +365,7 @@ authInternalUsers:
   - action: read
 paths:
   all_others:
-`, e.api, e.rtmp, e.srt)
+`, e.api, e.rtsp, e.rtmp, e.srt)
 	cfg := filepath.Join(dir, "mediamtx.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte(conf), 0o600))
 	cmd := exec.Command(bin, cfg)
@@ -412,6 +418,28 @@ func publishN(t *testing.T, e edge, file, path string, loops int) {
 	})
 	// mediamtx makes a path readable ~2 s after the publish starts (longer on
 	// a loaded machine): wait until its API says so.
+	require.Eventually(t, func() bool { return e.ready(path) }, time.Minute, 100*time.Millisecond,
+		"path %s not ready on mediamtx (the publisher's log is printed at cleanup)", path)
+}
+
+// publishLive publishes a live test pattern with a tone, encoded with
+// the ffmpeg output arguments (codecs, container, URL), until cleanup.
+func publishLive(t *testing.T, e edge, path string, out ...string) {
+	t.Helper()
+	args := append([]string{"-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "2"}, out...)
+	cmd := exec.Command("ffmpeg", args...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("ffmpeg publisher log:\n%s", logs.String())
+		}
+	})
 	require.Eventually(t, func() bool { return e.ready(path) }, time.Minute, 100*time.Millisecond,
 		"path %s not ready on mediamtx (the publisher's log is printed at cleanup)", path)
 }

@@ -264,6 +264,97 @@ func TestEdge(t *testing.T) {
 
 // TestBadSources: each bad source fails its run quickly with a clear reason,
 // and the next run in the same process works.
+// TestEdgeRTSP reads sources whose codecs do not survive RTMP from the edge
+// over RTSP (ADR 0015): H.264 with Opus (what a WHIP publisher sends) and
+// H.265 with AAC published over SRT. Every rendition has video and the audio
+// is the ladder's stereo AAC.
+func TestEdgeRTSP(t *testing.T) {
+	e := startMediaMTX(t)
+	for _, tc := range []struct {
+		name, path string
+		out        []string
+	}{
+		{"h264 opus", "live/opus", []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "libopus", "-b:a", "64k",
+			"-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/opus")}},
+		// A keyframe every 10 s: the edge sends an RTSP reader the frames
+		// in front of the next keyframe too; the run starts at it.
+		{"h264 opus 10 s keyframes", "live/longgop", []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "300", "-keyint_min", "300",
+			"-sc_threshold", "0", "-c:a", "libopus", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/longgop")}},
+		{"h265 aac", "live/hevc", []string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:log-level=error",
+			"-c:a", "aac", "-f", "mpegts", "srt://" + e.srt + "?streamid=publish:live/hevc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			publishLive(t, e, tc.path, tc.out...)
+			sink := newRecordingSink(t)
+			lad := builtin(t, ladder.Builtin720p)
+			lad.Renditions = lad.Renditions[2:] // 360p: the CPU is shared
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			p, err := New(Config{StreamID: "rtsp", Ladder: lad, SegmentDuration: 2 * time.Second, Logger: testLogger(t),
+				Source: job.Source{URL: e.rtspURL(tc.path), User: "reader", Password: "secret"}})
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx, sink) }()
+			select {
+			case <-sink.firstFrame:
+			case err := <-done:
+				t.Fatalf("run ended before the first frame: %v", err)
+			case <-time.After(2 * time.Minute):
+				t.Fatal("no frame within 2 min")
+			}
+			require.Eventually(t, func() bool { return sink.frames(0) >= 90 }, 2*time.Minute, 50*time.Millisecond, "3 s at 30 fps")
+			cancel()
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, context.Canceled)
+			case <-time.After(time.Minute):
+				t.Fatal("Run did not return after cancel")
+			}
+			sink.close()
+			checkRenditions(t, sink, "30/1")
+			checkAudio(t, sink)
+		})
+	}
+}
+
+// TestEdgeRTSPEnds: an RTSP read ends as an RTMP read does: by itself, as an
+// end of stream, when the publisher stops; as unreachable with a wrong
+// password or without a publisher.
+func TestEdgeRTSPEnds(t *testing.T) {
+	e := startMediaMTX(t)
+	lad := builtin(t, ladder.Builtin720p)
+	lad.Renditions = lad.Renditions[2:]
+	t.Run("publisher stops", func(t *testing.T) {
+		// 8 s of media, so that the path is still live once mediamtx made
+		// it readable, however loaded the machine.
+		publishLive(t, e, "live/once", "-t", "8", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
+			"-c:a", "libopus", "-b:a", "64k", "-f", "rtsp", "-rtsp_transport", "tcp", e.rtspURL("live/once"))
+		sink := newRecordingSink(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := Run(ctx, Config{Ladder: lad, Logger: testLogger(t),
+			Source: job.Source{URL: e.rtspURL("live/once"), User: "reader", Password: "secret"}}, sink)
+		t.Logf("publisher stopped: Run returned %v after %s with %d frames", err, time.Since(start).Round(time.Millisecond), sink.frames(0))
+		require.NoError(t, err)
+		require.Positive(t, sink.frames(0))
+	})
+	for _, tc := range []struct{ name, path, password string }{
+		{"wrong password", "live/once", "wrong-pw"},
+		{"no such stream", "live/nothing", "secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := Run(ctx, Config{Ladder: lad, Logger: testLogger(t),
+				Source: job.Source{URL: e.rtspURL(tc.path), User: "reader", Password: tc.password}}, newRecordingSink(t))
+			t.Logf("%s: %v", tc.name, err)
+			require.ErrorIs(t, err, ErrSourceUnreachable)
+			require.NotContains(t, err.Error(), "wrong-pw")
+		})
+	}
+}
+
 func TestBadSources(t *testing.T) {
 	garbage := filepath.Join(testDir, "garbage.mp4")
 	b := make([]byte, 256*1024)

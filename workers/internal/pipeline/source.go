@@ -23,6 +23,8 @@ import (
 //     stream name; other query parameters are kept)
 //   - srt://host:port?streamid=read:live/KEY → streamid read:live/KEY:U:P
 //     (mediamtx's "action:path:user:pass" form)
+//   - rtsp://host/live/KEY → rtsp://U:P@host/live/KEY (the source element
+//     sends it as Basic authentication; it is never in the location)
 //   - file:///path (tests and benchmarks): returned unchanged; a credential
 //     is an error.
 //
@@ -71,6 +73,17 @@ func AuthURL(src job.Source) (string, error) {
 		q.Set("streamid", sid)
 		u.RawQuery = q.Encode()
 		return u.String(), nil
+	case "rtsp":
+		if u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			return "", fmt.Errorf("source url %s: rtsp needs a host and a stream path", src)
+		}
+		if u.User != nil {
+			return "", fmt.Errorf("source url %s: url already holds a credential", src)
+		}
+		if src.User != "" {
+			u.User = url.UserPassword(src.User, src.Password)
+		}
+		return u.String(), nil
 	case "file":
 		if src.User != "" {
 			return "", fmt.Errorf("source url %s: a file source takes no credential", src)
@@ -80,7 +93,7 @@ func AuthURL(src job.Source) (string, error) {
 		}
 		return src.URL, nil
 	default:
-		return "", fmt.Errorf("source url %s: %w %q (want rtmp, srt or file)", src, ErrUnsupportedScheme, u.Scheme)
+		return "", fmt.Errorf("source url %s: %w %q (want rtmp, srt, rtsp or file)", src, ErrUnsupportedScheme, u.Scheme)
 	}
 }
 
@@ -97,13 +110,14 @@ func (r redactor) redact(s string) string {
 		s = strings.ReplaceAll(s, raw, r.src.String())
 	}
 	if pw := r.src.Password; pw != "" {
+		s = strings.ReplaceAll(s, url.UserPassword(r.src.User, pw).String(), "<redacted>")
 		s = strings.ReplaceAll(s, pw, "<redacted>")
 	}
 	return s
 }
 
 // source is the head of the pipeline: the element that reads the stream
-// (rtmp2src, srtsrc, filesrc) and its demuxer, whose pads it routes: the
+// (rtmp2src, srtsrc, rtspsrc, filesrc) and its demuxer, whose pads it routes: the
 // first H.264/H.265 stream to the video decode, the first audio stream to
 // the audio branch, everything else to a fakesink. It knows when every
 // stream of the source has been seen, and fails a source without usable
@@ -125,6 +139,7 @@ type source struct {
 	demux       *gst.Element
 	signals     []glib.SignalHandle
 	exposeAll   bool // the demuxer exposes every stream before data flows (parsebin)
+	rtsp        rtspStreams
 	noMorePads  bool
 	unsupported string // caps of a video stream no decoder handles
 }
@@ -134,6 +149,9 @@ func (s *source) build() error {
 	src, demuxer, err := s.makeElement()
 	if err != nil {
 		return err
+	}
+	if demuxer == "" {
+		return s.buildRTSP(src)
 	}
 	demux, err := s.graph.make(demuxer, "demux")
 	if err != nil {
@@ -170,12 +188,16 @@ func (s *source) release() {
 			s.demux.HandlerDisconnect(h)
 		}
 	}
-	s.demux, s.signals = nil, nil
+	for _, b := range s.rtsp.bins {
+		b.e.HandlerDisconnect(b.h)
+	}
+	s.demux, s.signals, s.rtsp.bins = nil, nil, nil
 }
 
 // makeElement creates the source element and names the demuxer to put
 // after it: flvdemux for RTMP and tsdemux for SRT, which emit no-more-pads
-// once every stream is known; parsebin for files, which finds the container.
+// once every stream is known; parsebin for files, which finds the container;
+// none for RTSP, whose rtspsrc adds a pad per RTP stream itself (rtsp.go).
 func (s *source) makeElement() (*gst.Element, string, error) {
 	u, err := url.Parse(s.url)
 	if err != nil {
@@ -212,6 +234,19 @@ func (s *source) makeElement() (*gst.Element, string, error) {
 			prop{"latency", strconv.Itoa(int(s.srtLatency / time.Millisecond))},
 			prop{"auto-reconnect", "false"}, prop{"wait-for-connection", "false"})
 		return e, "tsdemux", err
+	case "rtsp":
+		user, pass := "", ""
+		if u.User != nil {
+			user = u.User.Username()
+			pass, _ = u.User.Password()
+			u.User = nil
+		}
+		// TCP interleaved (the edge's RTSP listener takes no UDP). The
+		// jitter buffer only reorders: over TCP nothing arrives out of order.
+		e, err := s.graph.make("rtspsrc", "source",
+			prop{"location", u.String()}, prop{"user-id", user}, prop{"user-pw", pass},
+			prop{"protocols", "tcp"}, prop{"latency", "200"}, prop{"tcp-timeout", "5000000"})
+		return e, "", err
 	case "file":
 		e, err := s.graph.make("filesrc", "source", prop{"location", u.Path})
 		return e, "parsebin", err

@@ -1,0 +1,4 @@
+package edge
+
+// ClassifyClose is classifyClose, for the external tests.
+var ClassifyClose = classifyClose

@@ -1,0 +1,4 @@
+package ingest
+
+// ReadProtocol is readProtocol, for the external tests.
+var ReadProtocol = readProtocol
