@@ -52,21 +52,34 @@ type testBundle struct {
 // (in mode) in front of Redis with its ownership watcher running.
 func setup(t *testing.T, mode string, mutate func(*router.Config)) *testBundle {
 	t.Helper()
+	b := newBundle(t)
+	b.startRouter(t, mode, mutate)
+	return b
+}
+
+// newBundle is setup without the router.
+func newBundle(t *testing.T) *testBundle {
+	t.Helper()
 	r := testkit.RedisPrefix(t)
-	rdb := r.Client
 	b := &testBundle{
-		rdb: rdb, prefix: r.Prefix,
+		rdb: r.Client, prefix: r.Prefix,
 		dataDir: t.TempDir(), stream: uuid.NewString(), session: uuid.NewString(),
 		reg: prometheus.NewRegistry(),
 	}
 	var err error
-	b.store = ownership.New(rdb, ownership.Config{Prefix: b.prefix})
+	b.store = ownership.New(b.rdb, ownership.Config{Prefix: b.prefix})
 	require.NoError(t, os.Symlink(mediaDir, filepath.Join(b.dataDir, b.stream)))
 	b.signer, err = playback.ParseKeys("v2:" + keyV2 + ",v1:" + keyV1)
 	require.NoError(t, err)
+	b.client = &http.Client{Timeout: 10 * time.Second}
+	return b
+}
 
+// startRouter starts the bundle's router and waits for its subscription.
+func (b *testBundle) startRouter(t *testing.T, mode string, mutate func(*router.Config)) {
+	t.Helper()
 	cfg := router.Config{
-		Redis: rdb, Prefix: b.prefix, Mode: mode, Signer: b.signer, Registry: b.reg,
+		Redis: b.rdb, Prefix: b.prefix, Mode: mode, Signer: b.signer, Registry: b.reg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShieldSize: 64 << 20, // as deployed
 	}
 	if mutate != nil {
@@ -79,9 +92,7 @@ func setup(t *testing.T, mode string, mutate func(*router.Config)) *testBundle {
 	go func() { defer close(done); _ = rt.Run(ctx) }()
 	b.router = httptest.NewServer(rt)
 	t.Cleanup(func() { b.router.Close(); cancel(); <-done })
-	b.client = &http.Client{Timeout: 10 * time.Second}
-	waitSubscribed(t, rdb, b.store.Channel())
-	return b
+	waitSubscribed(t, b.rdb, b.store.Channel())
 }
 
 func waitSubscribed(t *testing.T, rdb *redis.Client, channel string) {

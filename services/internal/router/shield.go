@@ -53,14 +53,22 @@ const entryOverhead = 512
 // proxied the ordinary way, which retries elsewhere.
 var errNotStorable = errors.New("origin answer not storable")
 
-// objectKey names an object by stream, owner (worker and fencing token of
-// its lease) and path: objects of an earlier owner are never found under a
-// later owner's key, even for the same file name.
+// objectKey names an object by stream, owner (worker, session, fencing
+// token and acquisition time of its lease: the token alone restarts if
+// Redis loses its data, ADR 0007) and path: objects of an earlier owner are
+// never found under a later owner's key, even for the same file name.
 type objectKey struct {
-	stream string
-	worker string
-	token  int64
-	file   string
+	stream   string
+	worker   string
+	session  string
+	token    int64
+	acquired int64 // unix ns
+	file     string
+}
+
+func keyOf(p playback.Path, o *ownership.Owner) objectKey {
+	return objectKey{stream: p.StreamID, worker: o.WorkerID, session: o.SessionID, token: o.Token,
+		acquired: o.AcquiredAt.UnixNano(), file: p.File}
 }
 
 // object is one origin answer: stored when status is 200 and the headers
@@ -74,9 +82,12 @@ type object struct {
 	etag         string
 	lastModified time.Time
 	stored       time.Time
-	expires      time.Time // zero: immutable
-	storable     bool
-	elem         *list.Element
+	// Header values of the whole-object answer, formatted once (shared,
+	// never modified).
+	lengthHeader, lastModifiedHeader []string
+	expires                          time.Time // zero: immutable
+	storable                         bool
+	elem                             *list.Element
 }
 
 func (o *object) size() int64 { return int64(len(o.body)) + entryOverhead }
@@ -205,6 +216,7 @@ func (s *shield) run(ctx context.Context, key objectKey, gen uint64, f *shieldFl
 	s.mu.Lock()
 	delete(s.flights, key)
 	if err == nil && obj.storable && s.gen == gen && obj.size() <= s.max {
+		obj.key = key
 		if old, ok := s.objects[key]; ok {
 			s.removeLocked(old)
 		}
@@ -280,7 +292,7 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 	if k == kindNone {
 		return false
 	}
-	key := objectKey{stream: p.StreamID, worker: owner.WorkerID, token: owner.Token, file: p.File}
+	key := keyOf(p, owner)
 	obj, res, err := rt.shield.get(r.Context(), key, func(ctx context.Context) (*object, error) {
 		return rt.fetchObject(ctx, p, owner, k)
 	})
@@ -321,10 +333,36 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 	age := max(rt.shield.now().Sub(obj.stored), 0)
 	hd.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	hd.Set("ETag", obj.etag)
+	if !conditional(r) {
+		// The common case, without ServeContent's parsing and formatting.
+		hd["Content-Length"] = obj.lengthHeader
+		hd["Accept-Ranges"] = acceptRanges
+		if obj.lastModifiedHeader != nil {
+			hd["Last-Modified"] = obj.lastModifiedHeader
+		}
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(obj.body)
+		}
+		return true
+	}
 	// ServeContent answers If-None-Match/If-Modified-Since (304), Range
-	// and If-Range (206, 416) and HEAD from the stored bytes.
+	// and If-Range (206, 416) from the stored bytes.
 	http.ServeContent(w, r, "", obj.lastModified, bytes.NewReader(obj.body))
 	return true
+}
+
+var acceptRanges = []string{"bytes"}
+
+// conditional reports whether r needs more than the whole object: a range
+// or a precondition.
+func conditional(r *http.Request) bool {
+	for _, k := range []string{"Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		if _, ok := r.Header[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchObject GETs the whole file from the owner's origin (with the
@@ -371,7 +409,7 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 	}
 	now := rt.shield.now()
 	obj := &object{
-		key:    objectKey{stream: p.StreamID, worker: owner.WorkerID, token: owner.Token, file: p.File},
+		key:    keyOf(p, owner),
 		status: res.StatusCode, body: body, stored: now,
 		contentType: res.Header.Get("Content-Type"), cacheControl: res.Header.Get("Cache-Control"),
 	}
@@ -386,7 +424,9 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 	}
 	if lm, err := http.ParseTime(res.Header.Get("Last-Modified")); err == nil {
 		obj.lastModified = lm
+		obj.lastModifiedHeader = []string{lm.UTC().Format(http.TimeFormat)}
 	}
+	obj.lengthHeader = []string{strconv.Itoa(len(body))}
 	cc := parseCacheControl(obj.cacheControl)
 	switch {
 	case cc.noStore:

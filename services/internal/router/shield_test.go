@@ -80,15 +80,24 @@ func (c *countingOrigin) hold() (release func()) {
 // by worker A behind a counting origin.
 func shieldSetup(t *testing.T, size int64, mutate func(*router.Config)) (*testBundle, *countingOrigin) {
 	t.Helper()
-	b := setup(t, router.ModeProxy, func(c *router.Config) {
+	return shieldSetupWith(t, size, playback.PolicyPublic, mutate)
+}
+
+// shieldSetupWith owns the stream with policy before the router starts, so
+// that the ownership events of the set-up do not reach the router (they
+// would drop the first objects it stores, at a moment of their choosing).
+func shieldSetupWith(t *testing.T, size int64, policy string, mutate func(*router.Config)) (*testBundle, *countingOrigin) {
+	t.Helper()
+	b := newBundle(t)
+	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
+	co := newCountingOrigin(t, originA)
+	b.own(t, "A", co.URL, policy)
+	b.startRouter(t, router.ModeProxy, func(c *router.Config) {
 		c.ShieldSize = size
 		if mutate != nil {
 			mutate(c)
 		}
 	})
-	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
-	co := newCountingOrigin(t, originA)
-	b.own(t, "A", co.URL, playback.PolicyPublic)
 	return b, co
 }
 
@@ -372,10 +381,7 @@ func TestShieldPlaylistsExpire(t *testing.T) {
 
 func TestShieldRefusesCachedObjectsWithoutToken(t *testing.T) {
 	t.Parallel()
-	b := setup(t, router.ModeProxy, func(c *router.Config) { c.ShieldSize = 64 << 20 })
-	originA, _ := startOrigin(t, b.dataDir, "A", b.prefix)
-	co := newCountingOrigin(t, originA)
-	b.own(t, "A", co.URL, playback.PolicySigned)
+	b, co := shieldSetupWith(t, 64<<20, playback.PolicySigned, nil)
 	tok, err := b.signer.Mint(b.stream, time.Hour, "")
 	require.NoError(t, err)
 	for _, file := range []string{"720p/0.m4s", "720p/index.m3u8"} {
