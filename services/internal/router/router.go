@@ -141,6 +141,7 @@ type Router struct {
 	requests *prometheus.CounterVec
 	upstream prometheus.Histogram
 	cacheRes *prometheus.CounterVec
+	proxied  prometheus.Counter // requests{outcome=proxied}
 }
 
 // New returns a Router.
@@ -189,6 +190,7 @@ func New(cfg Config) (*Router, error) {
 			Help: "Ownership lookups by cache result (hit, negative hit, miss).",
 		}, []string{"result"}),
 	}
+	rt.proxied = rt.requests.WithLabelValues(OutcomeProxied)
 	collectors := []prometheus.Collector{rt.requests, rt.upstream, rt.cacheRes}
 	if cfg.Mode == ModeProxy && cfg.ShieldSize > 0 {
 		rt.shield = newShield(cfg.ShieldSize, cfg.PlaylistTTL)
@@ -449,7 +451,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, p playback.Path,
 		}
 	}
 	hd.Set(WorkerHeader, owner.WorkerID)
-	rt.requests.WithLabelValues(OutcomeProxied).Inc()
+	rt.proxied.Inc()
 	w.WriteHeader(res.StatusCode)
 	if r.Method == http.MethodHead {
 		return

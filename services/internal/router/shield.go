@@ -82,12 +82,12 @@ type object struct {
 	etag         string
 	lastModified time.Time
 	stored       time.Time
-	// Header values of the whole-object answer, formatted once (shared,
-	// never modified).
-	lengthHeader, lastModifiedHeader []string
-	expires                          time.Time // zero: immutable
-	storable                         bool
-	elem                             *list.Element
+	// header is set on every answer, whole on the whole-object one;
+	// formatted once, shared, never modified.
+	header, whole http.Header
+	expires       time.Time // zero: immutable
+	storable      bool
+	elem          *list.Element
 }
 
 func (o *object) size() int64 { return int64(len(o.body)) + entryOverhead }
@@ -115,6 +115,7 @@ type shield struct {
 	flights  map[objectKey]*shieldFlight
 
 	results   *prometheus.CounterVec
+	hits      prometheus.Counter
 	evictions prometheus.Counter
 	hitBytes  prometheus.Counter
 	stored    prometheus.GaugeFunc
@@ -139,6 +140,7 @@ func newShield(maxBytes int64, playlistTTL time.Duration) *shield {
 			Help: "Body bytes of the objects served from the origin shield (whole objects, before ranges).",
 		}),
 	}
+	s.hits = s.results.WithLabelValues(ShieldHit)
 	s.stored = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "dionysia_router_shield_bytes",
 		Help: "Bytes the origin shield holds (bodies plus a fixed overhead per object).",
@@ -183,7 +185,7 @@ func (s *shield) get(ctx context.Context, key objectKey, fetch func(context.Cont
 		if o.expires.IsZero() || s.now().Before(o.expires) {
 			s.lru.MoveToFront(o.elem)
 			s.mu.Unlock()
-			s.results.WithLabelValues(ShieldHit).Inc()
+			s.hits.Inc()
 			return o, ShieldHit, nil
 		}
 		s.removeLocked(o)
@@ -308,18 +310,18 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 		return false
 	}
 	hd := w.Header()
-	hd.Set(WorkerHeader, owner.WorkerID)
-	hd.Set(CacheHeader, res)
-	if obj.contentType != "" {
-		hd.Set("Content-Type", obj.contentType)
-	}
-	if obj.cacheControl != "" {
-		hd.Set("Cache-Control", obj.cacheControl)
-	}
-	rt.requests.WithLabelValues(OutcomeProxied).Inc()
+	rt.proxied.Inc()
 	if obj.status != http.StatusOK {
 		// A definitive answer (a missing file, a refusal): every waiter
 		// gets it, nothing is stored.
+		hd.Set(WorkerHeader, owner.WorkerID)
+		hd.Set(CacheHeader, res)
+		if obj.contentType != "" {
+			hd.Set("Content-Type", obj.contentType)
+		}
+		if obj.cacheControl != "" {
+			hd.Set("Cache-Control", obj.cacheControl)
+		}
 		hd.Set("Content-Length", strconv.Itoa(len(obj.body)))
 		w.WriteHeader(obj.status)
 		if r.Method != http.MethodHead {
@@ -327,18 +329,25 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 		}
 		return true
 	}
+	// The header values are formatted once per object and shared (never
+	// modified: net/http and ServeContent replace values, they do not
+	// write into them).
+	for k, v := range obj.header {
+		hd[k] = v
+	}
+	hd[CacheHeader] = cacheValues[res]
+	if age := int64(max(rt.shield.now().Sub(obj.stored), 0) / time.Second); age == 0 {
+		hd["Age"] = ageZero
+	} else {
+		hd["Age"] = []string{strconv.FormatInt(age, 10)}
+	}
 	if res == ShieldHit {
 		rt.shield.hitBytes.Add(float64(len(obj.body)))
 	}
-	age := max(rt.shield.now().Sub(obj.stored), 0)
-	hd.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
-	hd.Set("ETag", obj.etag)
 	if !conditional(r) {
 		// The common case, without ServeContent's parsing and formatting.
-		hd["Content-Length"] = obj.lengthHeader
-		hd["Accept-Ranges"] = acceptRanges
-		if obj.lastModifiedHeader != nil {
-			hd["Last-Modified"] = obj.lastModifiedHeader
+		for k, v := range obj.whole {
+			hd[k] = v
 		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
@@ -352,7 +361,12 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 	return true
 }
 
-var acceptRanges = []string{"bytes"}
+var (
+	ageZero     = []string{"0"}
+	cacheValues = map[string][]string{
+		ShieldHit: {ShieldHit}, ShieldMiss: {ShieldMiss}, ShieldCoalesced: {ShieldCoalesced},
+	}
+)
 
 // conditional reports whether r needs more than the whole object: a range
 // or a precondition.
@@ -422,11 +436,18 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 		_, _ = h.Write(body)
 		obj.etag = fmt.Sprintf(`"%x-%x"`, len(body), h.Sum64())
 	}
+	obj.header = http.Header{WorkerHeader: {owner.WorkerID}, "Etag": {obj.etag}}
+	if obj.contentType != "" {
+		obj.header["Content-Type"] = []string{obj.contentType}
+	}
+	if obj.cacheControl != "" {
+		obj.header["Cache-Control"] = []string{obj.cacheControl}
+	}
+	obj.whole = http.Header{"Content-Length": {strconv.Itoa(len(body))}, "Accept-Ranges": {"bytes"}}
 	if lm, err := http.ParseTime(res.Header.Get("Last-Modified")); err == nil {
 		obj.lastModified = lm
-		obj.lastModifiedHeader = []string{lm.UTC().Format(http.TimeFormat)}
+		obj.whole["Last-Modified"] = []string{lm.UTC().Format(http.TimeFormat)}
 	}
-	obj.lengthHeader = []string{strconv.Itoa(len(body))}
 	cc := parseCacheControl(obj.cacheControl)
 	switch {
 	case cc.noStore:
