@@ -142,6 +142,7 @@ type Router struct {
 	upstream prometheus.Histogram
 	cacheRes *prometheus.CounterVec
 	proxied  prometheus.Counter // requests{outcome=proxied}
+	resets   prometheus.Counter
 }
 
 // New returns a Router.
@@ -191,7 +192,11 @@ func New(cfg Config) (*Router, error) {
 		}, []string{"result"}),
 	}
 	rt.proxied = rt.requests.WithLabelValues(OutcomeProxied)
-	collectors := []prometheus.Collector{rt.requests, rt.upstream, rt.cacheRes}
+	rt.resets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dionysia_router_ownership_resets_total",
+		Help: "Times the router dropped every cached owner and shielded object: at each (re)subscription to the ownership channel and after losing it.",
+	})
+	collectors := []prometheus.Collector{rt.requests, rt.upstream, rt.cacheRes, rt.resets}
 	if cfg.Mode == ModeProxy && cfg.ShieldSize > 0 {
 		rt.shield = newShield(cfg.ShieldSize, cfg.PlaylistTTL)
 		collectors = append(collectors, rt.shield.collectors()...)
@@ -231,6 +236,7 @@ func (rt *Router) Run(ctx context.Context) error {
 			if rt.shield != nil {
 				rt.shield.reset()
 			}
+			rt.resets.Inc()
 		})
 	rt.transport.CloseIdleConnections()
 	return err

@@ -93,6 +93,11 @@ func (b *testBundle) startRouter(t *testing.T, mode string, mutate func(*router.
 	b.router = httptest.NewServer(rt)
 	t.Cleanup(func() { b.router.Close(); cancel(); <-done })
 	waitSubscribed(t, b.rdb, b.store.Channel())
+	// The router drops its caches when its subscription is confirmed: wait
+	// for that, or it may drop the first objects a test stores.
+	require.Eventually(t, func() bool {
+		return metric(t, b.reg, "dionysia_router_ownership_resets_total", "") >= 1
+	}, 30*time.Second, 5*time.Millisecond, "router did not see its subscription")
 }
 
 func waitSubscribed(t *testing.T, rdb *redis.Client, channel string) {
