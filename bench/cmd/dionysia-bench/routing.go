@@ -68,11 +68,11 @@ func (b *bench) routingSection(ctx context.Context) error {
 		}
 	}
 	sec := "5 Routing"
-	router, direct, ngx := res["router"], res["direct (origin)"], res["nginx"]
+	router, direct, ngx, bare := res["router"], res["direct (origin)"], res["nginx"], res["router (no shield)"]
 	for _, ref := range []struct {
 		name string
 		f    *figs
-	}{{"origin direct", direct}, {"nginx", ngx}} {
+	}{{"origin direct", direct}, {"nginx", ngx}, {"router without its shield", bare}} {
 		if ref.f == nil {
 			continue
 		}
@@ -90,7 +90,7 @@ func (b *bench) routingSection(ctx context.Context) error {
 		added99[i] = router.p99[i] - direct.p99[i]
 	}
 	var body strings.Builder
-	fmt.Fprintf(&body, "%d files (HLS and DASH playlists, init and media segments of a 6 s 320x180 two-rendition tree, the router benchmark's), %d concurrent keep-alive clients each cycling through every file, 1 s warm-up then %s per target and run. `direct` is the worker's origin handler (standalone build), `router` the `dionysia router` process in proxy mode in front of it (owner looked up in its own Redis), `nginx` Debian's nginx serving the same directory (generated config: worker_processes auto, sendfile, keep-alive, access log off). Load generator, servers and Redis share the same cores.\n\n",
+	fmt.Fprintf(&body, "%d files (HLS and DASH playlists, init and media segments of a 6 s 320x180 two-rendition tree, the router benchmark's), %d concurrent keep-alive clients each cycling through every file, 1 s warm-up then %s per target and run. `direct` is the worker's origin handler (standalone build), `router` the `dionysia router` process in proxy mode in front of it (owner looked up in its own Redis; origin shield on, default 256 MiB), `router (no shield)` the same with `DIONYSIA_ROUTER_CACHE_SIZE=0` (the proxy alone, as before the shield), `nginx` Debian's nginx serving the same directory (generated config: worker_processes auto, sendfile, keep-alive, access log off). Load generator, servers and Redis share the same cores.\n\n",
 		len(s.Files), b.opt.routeConcurrency, b.opt.routeDuration)
 	body.WriteString("| run | target | requests | req/s | MB/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n")
 	body.WriteString(strings.Join(lines, "\n") + "\n\n")

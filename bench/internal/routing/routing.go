@@ -1,6 +1,7 @@
 // Package routing measures the playback router: the same HLS/DASH files
 // fetched straight from the worker's origin, through the router (the real
-// `dionysia router` process, proxy mode, owner looked up in Redis), and from
+// `dionysia router` process, proxy mode, owner looked up in Redis; once with
+// its origin shield as deployed and once with the shield off), and from
 // Debian's nginx serving the same directory, under the same closed-loop load.
 package routing
 
@@ -97,23 +98,33 @@ func Start(ctx context.Context, cfg Config) (*Setup, error) {
 		return s, fmt.Errorf("holding the stream: %w", err)
 	}
 	s.stop = append(s.stop, func() { _ = hold.Release(context.Background()) })
-	port, err := testkit.FindFreePort()
-	if err != nil {
-		return s, err
+	// The router as deployed (origin shield on, its default size), and the
+	// same router with the shield off: the proxy alone.
+	for _, r := range []struct{ name, proc, cacheSize string }{
+		{"router", "bench-router", ""}, {"router (no shield)", "bench-router-noshield", "0"},
+	} {
+		env := []string{
+			"DIONYSIA_REDIS_URL=" + redisURL, "DIONYSIA_PLAYBACK_KEYS=k1:" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+			"DIONYSIA_LOG_LEVEL=warn",
+		}
+		if r.cacheSize != "" {
+			env = append(env, "DIONYSIA_ROUTER_CACHE_SIZE="+r.cacheSize)
+		}
+		port, err := testkit.FindFreePort()
+		if err != nil {
+			return s, err
+		}
+		routerURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+		router, err := harness.StartProc(cfg.LogDir, r.proc, env, cfg.Dionysia, "router", "--addr", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return s, err
+		}
+		s.stop = append(s.stop, func() { router.Stop(5 * time.Second) })
+		if err := harness.WaitHTTP(ctx, router, routerURL+"/readyz", 30*time.Second); err != nil {
+			return s, err
+		}
+		s.Targets = append(s.Targets, Target{r.name, routerURL})
 	}
-	routerURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	router, err := harness.StartProc(cfg.LogDir, "bench-router", []string{
-		"DIONYSIA_REDIS_URL=" + redisURL, "DIONYSIA_PLAYBACK_KEYS=k1:" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"DIONYSIA_LOG_LEVEL=warn",
-	}, cfg.Dionysia, "router", "--addr", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return s, err
-	}
-	s.stop = append(s.stop, func() { router.Stop(5 * time.Second) })
-	if err := harness.WaitHTTP(ctx, router, routerURL+"/readyz", 30*time.Second); err != nil {
-		return s, err
-	}
-	s.Targets = append(s.Targets, Target{"router", routerURL})
 
 	if cfg.Nginx != "" {
 		nginxURL, stopNginx, err := startNginx(ctx, cfg, dataDir)

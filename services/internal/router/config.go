@@ -22,6 +22,8 @@ var (
 	VarCacheTTL          = conf.Var{Flag: "cache-ttl", Env: "DIONYSIA_ROUTER_CACHE_TTL"}
 	VarNegativeTTL       = conf.Var{Flag: "negative-ttl", Env: "DIONYSIA_ROUTER_NEGATIVE_TTL"}
 	VarTrustForwardedFor = conf.Var{Flag: "trust-forwarded-for", Env: "DIONYSIA_ROUTER_TRUST_FORWARDED_FOR"}
+	VarCacheSize         = conf.Var{Flag: "cache-size", Env: "DIONYSIA_ROUTER_CACHE_SIZE"}
+	VarPlaylistTTL       = conf.Var{Flag: "playlist-ttl", Env: "DIONYSIA_ROUTER_PLAYLIST_TTL"}
 )
 
 // Secrets are the router's environment-only settings.
@@ -45,6 +47,10 @@ type Settings struct {
 	NegativeTTL       time.Duration // "not live" cache lifetime; default DefaultNegativeTTL
 	PlaybackKeys      string        // "kid1:base64,kid2:base64", first signs; empty: signed streams are refused
 	TrustForwardedFor bool          // take the viewer IP from X-Forwarded-For
+	// CacheSize bounds the origin shield in bytes; 0 disables it. Its
+	// default (DefaultShieldSize) comes with the flag, since 0 is a value.
+	CacheSize   int64
+	PlaylistTTL time.Duration // longest a playlist is shielded; default DefaultPlaylistTTL
 }
 
 // WithDefaults fills unset fields.
@@ -54,6 +60,7 @@ func (s Settings) WithDefaults() Settings {
 	s.Mode = cmp.Or(s.Mode, ModeProxy)
 	s.CacheTTL = cmp.Or(s.CacheTTL, DefaultCacheTTL)
 	s.NegativeTTL = cmp.Or(s.NegativeTTL, DefaultNegativeTTL)
+	s.PlaylistTTL = cmp.Or(s.PlaylistTTL, DefaultPlaylistTTL)
 	return s
 }
 
@@ -70,6 +77,10 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
 	f.Duration(&s.NegativeTTL, VarNegativeTTL, d.NegativeTTL, "how long an unknown stream is cached")
 	f.Bool(&s.TrustForwardedFor, VarTrustForwardedFor, d.TrustForwardedFor,
 		"take the viewer address from X-Forwarded-For (only behind a trusted proxy)")
+	f.Int64(&s.CacheSize, VarCacheSize, DefaultShieldSize,
+		"bytes of segments, init files and playlists the router keeps in memory (proxy mode); 0 disables the shield")
+	f.Duration(&s.PlaylistTTL, VarPlaylistTTL, d.PlaylistTTL,
+		"longest a playlist is served from the router's memory (never longer than the origin's max-age)")
 }
 
 // LoadSecrets reads the playback keys from the environment (lookup is
@@ -86,6 +97,8 @@ func (s Settings) Validate() error {
 		conf.OneOf(VarMode, s.Mode, ModeProxy, ModeRedirect),
 		conf.Range(VarCacheTTL, s.CacheTTL, time.Millisecond, time.Minute),
 		conf.Range(VarNegativeTTL, s.NegativeTTL, time.Millisecond, time.Minute),
+		conf.Range(VarCacheSize, s.CacheSize, 0, 64<<30),
+		conf.Range(VarPlaylistTTL, s.PlaylistTTL, time.Millisecond, 10*time.Second),
 	}
 	if s.PlaybackKeys != "" {
 		if _, err := playback.ParseKeys(s.PlaybackKeys); err != nil {
@@ -117,5 +130,6 @@ func (s Settings) Config(log *slog.Logger, reg *prometheus.Registry) (Config, *r
 	return Config{
 		Redis: rdb, Prefix: s.Redis.Prefix, Mode: s.Mode, CacheTTL: s.CacheTTL, NegativeTTL: s.NegativeTTL,
 		Signer: signer, TrustForwardedFor: s.TrustForwardedFor, Logger: log, Registry: reg,
+		ShieldSize: s.CacheSize, PlaylistTTL: s.PlaylistTTL,
 	}, rdb, nil
 }

@@ -53,20 +53,28 @@ func TestSettings(t *testing.T) {
 	d, err := load(t, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, router.Settings{Addr: router.DefaultAddr, Redis: conf.Redis{}.WithDefaults(), Mode: router.ModeProxy,
-		CacheTTL: router.DefaultCacheTTL, NegativeTTL: router.DefaultNegativeTTL}, d)
+		CacheTTL: router.DefaultCacheTTL, NegativeTTL: router.DefaultNegativeTTL,
+		CacheSize: router.DefaultShieldSize, PlaylistTTL: router.DefaultPlaylistTTL}, d)
+	off, err := load(t, []string{"--cache-size", "0"}, map[string]string{"DIONYSIA_ROUTER_PLAYLIST_TTL": "250ms"})
+	require.NoError(t, err)
+	require.Zero(t, off.CacheSize, "0 disables the shield")
+	require.Equal(t, 250*time.Millisecond, off.PlaylistTTL)
 }
 
 func TestSettingsRefuseBadValuesNamingTheVariable(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ name, value, want string }{
-		"cache ttl": {"DIONYSIA_ROUTER_CACHE_TTL", "forever", `DIONYSIA_ROUTER_CACHE_TTL="forever": not a duration`},
-		"long ttl":  {"DIONYSIA_ROUTER_CACHE_TTL", "2m", `DIONYSIA_ROUTER_CACHE_TTL="2m0s" (--cache-ttl): must be between 1ms and 1m0s`},
-		"mode":      {"DIONYSIA_ROUTER_MODE", "teleport", `DIONYSIA_ROUTER_MODE="teleport" (--mode): must be proxy or redirect`},
-		"forwarded": {"DIONYSIA_ROUTER_TRUST_FORWARDED_FOR", "maybe", `DIONYSIA_ROUTER_TRUST_FORWARDED_FOR="maybe": not a boolean`},
-		"addr":      {"DIONYSIA_ROUTER_ADDR", "8081", `DIONYSIA_ROUTER_ADDR="8081" (--addr): must be host:port`},
-		"redis":     {"DIONYSIA_REDIS_URL", "http://x", `DIONYSIA_REDIS_URL="http://x" (--redis-url)`},
-		"keys":      {"DIONYSIA_PLAYBACK_KEYS", "k1:short", "DIONYSIA_PLAYBACK_KEYS: invalid playback signing keys"},
-		"negative":  {"DIONYSIA_ROUTER_NEGATIVE_TTL", "-1s", `DIONYSIA_ROUTER_NEGATIVE_TTL="-1s"`},
+		"cache ttl":  {"DIONYSIA_ROUTER_CACHE_TTL", "forever", `DIONYSIA_ROUTER_CACHE_TTL="forever": not a duration`},
+		"long ttl":   {"DIONYSIA_ROUTER_CACHE_TTL", "2m", `DIONYSIA_ROUTER_CACHE_TTL="2m0s" (--cache-ttl): must be between 1ms and 1m0s`},
+		"mode":       {"DIONYSIA_ROUTER_MODE", "teleport", `DIONYSIA_ROUTER_MODE="teleport" (--mode): must be proxy or redirect`},
+		"forwarded":  {"DIONYSIA_ROUTER_TRUST_FORWARDED_FOR", "maybe", `DIONYSIA_ROUTER_TRUST_FORWARDED_FOR="maybe": not a boolean`},
+		"addr":       {"DIONYSIA_ROUTER_ADDR", "8081", `DIONYSIA_ROUTER_ADDR="8081" (--addr): must be host:port`},
+		"redis":      {"DIONYSIA_REDIS_URL", "http://x", `DIONYSIA_REDIS_URL="http://x" (--redis-url)`},
+		"keys":       {"DIONYSIA_PLAYBACK_KEYS", "k1:short", "DIONYSIA_PLAYBACK_KEYS: invalid playback signing keys"},
+		"negative":   {"DIONYSIA_ROUTER_NEGATIVE_TTL", "-1s", `DIONYSIA_ROUTER_NEGATIVE_TTL="-1s"`},
+		"cache size": {"DIONYSIA_ROUTER_CACHE_SIZE", "-1", `DIONYSIA_ROUTER_CACHE_SIZE="-1" (--cache-size): must be between 0 and`},
+		"cache unit": {"DIONYSIA_ROUTER_CACHE_SIZE", "256MiB", `DIONYSIA_ROUTER_CACHE_SIZE="256MiB"`},
+		"playlist":   {"DIONYSIA_ROUTER_PLAYLIST_TTL", "1m", `DIONYSIA_ROUTER_PLAYLIST_TTL="1m0s" (--playlist-ttl): must be between 1ms and 10s`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -99,6 +99,12 @@ type Config struct {
 	// Pages are extra handlers mounted by path prefix next to /live/, such
 	// as the preview page at /play/.
 	Pages map[string]http.Handler
+	// ShieldSize bounds the origin shield (proxy mode only) in bytes; 0
+	// disables it (the zero value: tests and embedders opt in).
+	ShieldSize int64
+	// PlaylistTTL is the longest a playlist is kept by the shield (never
+	// longer than the origin's max-age); default DefaultPlaylistTTL.
+	PlaylistTTL time.Duration
 }
 
 // Validate checks the configuration.
@@ -108,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.Mode != "" && c.Mode != ModeProxy && c.Mode != ModeRedirect {
 		return fmt.Errorf("router: mode must be %s or %s, got %q", ModeProxy, ModeRedirect, c.Mode)
+	}
+	if c.ShieldSize < 0 {
+		return fmt.Errorf("router: shield size must not be negative, got %d", c.ShieldSize)
 	}
 	if c.Signer != nil {
 		if err := c.Signer.Validate(); err != nil {
@@ -124,6 +133,7 @@ type Router struct {
 	log       *slog.Logger
 	store     *ownership.Store
 	cache     *stateCache
+	shield    *shield // nil: disabled
 	transport *http.Transport
 	mux       *http.ServeMux
 	bufs      sync.Pool
@@ -131,6 +141,8 @@ type Router struct {
 	requests *prometheus.CounterVec
 	upstream prometheus.Histogram
 	cacheRes *prometheus.CounterVec
+	proxied  prometheus.Counter // requests{outcome=proxied}
+	resets   prometheus.Counter
 }
 
 // New returns a Router.
@@ -145,6 +157,7 @@ func New(cfg Config) (*Router, error) {
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, DefaultHeaderTimeout)
 	cfg.MaxIdlePerHost = cmp.Or(cfg.MaxIdlePerHost, DefaultMaxIdlePerHost)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	cfg.PlaylistTTL = cmp.Or(cfg.PlaylistTTL, DefaultPlaylistTTL)
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
@@ -178,7 +191,17 @@ func New(cfg Config) (*Router, error) {
 			Help: "Ownership lookups by cache result (hit, negative hit, miss).",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{rt.requests, rt.upstream, rt.cacheRes} {
+	rt.proxied = rt.requests.WithLabelValues(OutcomeProxied)
+	rt.resets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dionysia_router_ownership_resets_total",
+		Help: "Times the router dropped every cached owner and shielded object: at each (re)subscription to the ownership channel and after losing it.",
+	})
+	collectors := []prometheus.Collector{rt.requests, rt.upstream, rt.cacheRes, rt.resets}
+	if cfg.Mode == ModeProxy && cfg.ShieldSize > 0 {
+		rt.shield = newShield(cfg.ShieldSize, cfg.PlaylistTTL)
+		collectors = append(collectors, rt.shield.collectors()...)
+	}
+	for _, c := range collectors {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, fmt.Errorf("router: registering metrics: %w", err)
 		}
@@ -202,8 +225,19 @@ func New(cfg Config) (*Router, error) {
 // ends; it resubscribes by itself after Redis restarts.
 func (rt *Router) Run(ctx context.Context) error {
 	err := rt.store.Watch(ctx,
-		func(ev ownership.Event) { rt.cache.invalidate(ev.StreamID) },
-		rt.cache.reset)
+		func(ev ownership.Event) {
+			rt.cache.invalidate(ev.StreamID)
+			if rt.shield != nil {
+				rt.shield.invalidate(ev.StreamID)
+			}
+		},
+		func() {
+			rt.cache.reset()
+			if rt.shield != nil {
+				rt.shield.reset()
+			}
+			rt.resets.Inc()
+		})
 	rt.transport.CloseIdleConnections()
 	return err
 }
@@ -373,6 +407,9 @@ var returnHeaders = []string{
 }
 
 func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, p playback.Path, st ownership.State) {
+	if rt.shield != nil && rt.shielded(w, r, p, st.Owner) {
+		return
+	}
 	res, owner, err := rt.roundTrip(r, p, st.Owner)
 	if err == nil && res.StatusCode == http.StatusNotFound && res.Header.Get(originStatusHeader) == notHeld {
 		// The origin no longer (or not yet) holds the stream: ownership moved.
@@ -420,7 +457,7 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, p playback.Path,
 		}
 	}
 	hd.Set(WorkerHeader, owner.WorkerID)
-	rt.requests.WithLabelValues(OutcomeProxied).Inc()
+	rt.proxied.Inc()
 	w.WriteHeader(res.StatusCode)
 	if r.Method == http.MethodHead {
 		return
