@@ -41,9 +41,17 @@ func (w TestWriter) Write(p []byte) (int, error) {
 }
 
 // Logger returns a debug-level text logger whose lines are kept in the
-// returned buffer and, with go test -v, shown through t.Log.
+// returned buffer and, with go test -v, shown through t.Log. Without -v, a
+// test that fails shows the last lines of it (up to 200) at its end, so that
+// a failure seen once in CI explains itself.
 func Logger(t testing.TB) (*slog.Logger, *LogBuffer) {
 	logs := &LogBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() && !testing.Verbose() {
+			lines := strings.Split(strings.TrimRight(logs.String(), "\n"), "\n")
+			t.Logf("last %d log lines:\n%s", min(len(lines), 200), strings.Join(lines[max(len(lines)-200, 0):], "\n"))
+		}
+	})
 	h := slog.NewTextHandler(io.MultiWriter(logs, TestWriter{T: t}), &slog.HandlerOptions{Level: slog.LevelDebug})
 	return slog.New(h), logs
 }
