@@ -16,16 +16,6 @@ WHERE (sqlc.narg(before)::uuid IS NULL OR id < sqlc.narg(before)::uuid)
 ORDER BY id DESC
 LIMIT sqlc.arg(max_rows);
 
--- Events after a cursor, oldest first (a follower's next batch).
--- name: ListEventsAfter :many
-SELECT * FROM events
-WHERE seq > sqlc.arg(after_seq)
-  AND (sqlc.narg(type_prefix)::text IS NULL OR type LIKE sqlc.narg(type_prefix)::text || '%')
-  AND (sqlc.narg(stream_id)::uuid IS NULL OR stream_id = sqlc.narg(stream_id)::uuid)
-  AND webhook_id IS NULL
-ORDER BY seq
-LIMIT sqlc.arg(max_rows);
-
 -- name: PruneEvents :execrows
 DELETE FROM events WHERE id IN (
     SELECT e.id FROM events e WHERE e.created_at < sqlc.arg(older_than)::timestamptz ORDER BY e.created_at LIMIT sqlc.arg(max_rows)

@@ -120,58 +120,6 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 	return items, nil
 }
 
-const listEventsAfter = `-- name: ListEventsAfter :many
-SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events
-WHERE seq > $1
-  AND ($2::text IS NULL OR type LIKE $2::text || '%')
-  AND ($3::uuid IS NULL OR stream_id = $3::uuid)
-  AND webhook_id IS NULL
-ORDER BY seq
-LIMIT $4
-`
-
-type ListEventsAfterParams struct {
-	AfterSeq   int64
-	TypePrefix *string
-	StreamID   *uuid.UUID
-	MaxRows    int32
-}
-
-// Events after a cursor, oldest first (a follower's next batch).
-func (q *Queries) ListEventsAfter(ctx context.Context, arg ListEventsAfterParams) ([]Event, error) {
-	rows, err := q.db.Query(ctx, listEventsAfter,
-		arg.AfterSeq,
-		arg.TypePrefix,
-		arg.StreamID,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []Event
-	for rows.Next() {
-		var i Event
-		if err := rows.Scan(
-			&i.ID,
-			&i.Seq,
-			&i.Type,
-			&i.StreamID,
-			&i.WebhookID,
-			&i.CreatedAt,
-			&i.Data,
-			&i.Xact,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const listSettledEventsAfter = `-- name: ListSettledEventsAfter :many
 SELECT id, seq, type, stream_id, webhook_id, created_at, data, xact FROM events
 WHERE seq > $1
