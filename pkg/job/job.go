@@ -65,6 +65,9 @@ const (
 // ends by its stop signal, not by this timeout.
 const Timeout = 24 * time.Hour
 
+// MaxDVRWindowS is the longest DVR window a stream can have: 6 hours.
+const MaxDVRWindowS = 6 * 3600
+
 // QueueFor returns the queue for a hardware class.
 func QueueFor(class string) string {
 	if class == ClassGPU {
@@ -130,6 +133,16 @@ type Transcode struct {
 	// (ownership.Store.Policy), which follows every change.
 	PlaybackPolicy string `json:"playback_policy"`
 
+	// Recording is set when the session records (docs/recording.md): the
+	// worker uploads every completed segment to the store, into that asset.
+	Recording *Recording `json:"recording,omitempty"`
+	// DVRWindowS is how much history the live playlists and the MPD offer,
+	// in seconds; 0: PlaylistWindowSize segments only.
+	DVRWindowS int `json:"dvr_window_s,omitempty"`
+	// ThumbnailIntervalS is how often the worker refreshes the stream's
+	// thumbnail, in seconds; 0: the default (10 s).
+	ThumbnailIntervalS float64 `json:"thumbnail_interval_s,omitempty"`
+
 	EnqueuedAt time.Time `json:"enqueued_at"`
 }
 
@@ -162,6 +175,12 @@ func (t Transcode) Validate() error {
 		return fmt.Errorf("%w: playlist_window_size must be 3-100, got %d", ErrInvalidPayload, t.PlaylistWindowSize)
 	case t.PlaybackPolicy != PolicyPublic && t.PlaybackPolicy != PolicySigned:
 		return fmt.Errorf("%w: playback_policy must be %q or %q, got %q", ErrInvalidPayload, PolicyPublic, PolicySigned, t.PlaybackPolicy)
+	case t.DVRWindowS < 0 || t.DVRWindowS > MaxDVRWindowS:
+		return fmt.Errorf("%w: dvr_window_s must be 0-%d, got %d", ErrInvalidPayload, MaxDVRWindowS, t.DVRWindowS)
+	case t.ThumbnailIntervalS < 0 || t.ThumbnailIntervalS > 3600:
+		return fmt.Errorf("%w: thumbnail_interval_s must be 0-3600, got %g", ErrInvalidPayload, t.ThumbnailIntervalS)
+	case t.Recording != nil && t.Recording.AssetID == uuid.Nil:
+		return fmt.Errorf("%w: recording.asset_id is required", ErrInvalidPayload)
 	case len(t.Outputs) == 0:
 		return fmt.Errorf("%w: at least one output is required", ErrInvalidPayload)
 	}
