@@ -84,6 +84,15 @@ var (
 	// PlaybackKeys are the playback token keys, "kid:base64secret,..."
 	// (api, router).
 	PlaybackKeys = Var{Env: "DIONYSIA_PLAYBACK_KEYS"}
+
+	// StorageURL is the object store of recordings, file:///dir or
+	// s3://bucket/prefix?endpoint=…&region=… (api, router, worker;
+	// docs/recording.md).
+	StorageURL = Var{Flag: "storage-url", Env: "DIONYSIA_STORAGE_URL"}
+	// StorageAccessKeyID and StorageSecretAccessKey are its S3 credentials
+	// (environment only; empty: anonymous requests).
+	StorageAccessKeyID     = Var{Env: "DIONYSIA_STORAGE_ACCESS_KEY_ID"}
+	StorageSecretAccessKey = Var{Env: "DIONYSIA_STORAGE_SECRET_ACCESS_KEY"}
 )
 
 // envAnnotation is the pflag annotation naming a flag's environment variable.

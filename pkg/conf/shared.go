@@ -116,3 +116,46 @@ func (c Log) Logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
+
+// DefaultStorageURL is where recordings go when DIONYSIA_STORAGE_URL is unset.
+const DefaultStorageURL = "file:///var/lib/dionysia/recordings"
+
+// Storage is the object store of recordings (pkg/storage), the same on the
+// API, the routers and the workers.
+type Storage struct {
+	URL             string // file:///dir or s3://bucket/prefix?...; default DefaultStorageURL
+	AccessKeyID     string // environment only (StorageAccessKeyID)
+	SecretAccessKey string // environment only (StorageSecretAccessKey); never logged
+}
+
+// WithDefaults fills unset fields.
+func (c Storage) WithDefaults() Storage {
+	c.URL = cmp.Or(c.URL, DefaultStorageURL)
+	return c
+}
+
+// Validate checks the URL's form (pkg/storage.Open checks the rest).
+func (c Storage) Validate() error {
+	var errs []error
+	switch {
+	case strings.HasPrefix(c.URL, "file:///"), strings.HasPrefix(c.URL, "s3://"):
+	default:
+		errs = append(errs, StorageURL.Invalid(redactURL(c.URL), "must be file:///absolute/dir or s3://bucket[/prefix]?endpoint=…&region=…"))
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New(StorageAccessKeyID.Env+" and "+StorageSecretAccessKey.Env+" must be set together"))
+	}
+	return errors.Join(errs...)
+}
+
+// RegisterFlags binds URL to --storage-url.
+func (c *Storage) RegisterFlags(fs *pflag.FlagSet) {
+	d := c.WithDefaults()
+	On(fs).String(&c.URL, StorageURL, d.URL, "object store of recordings: file:///dir or s3://bucket/prefix?endpoint=URL&region=R")
+}
+
+// LoadSecrets reads the credentials from the environment (lookup is os.LookupEnv).
+func (c *Storage) LoadSecrets(lookup func(string) (string, bool)) {
+	c.AccessKeyID = Secret(lookup, StorageAccessKeyID)
+	c.SecretAccessKey = Secret(lookup, StorageSecretAccessKey)
+}
