@@ -11,7 +11,7 @@ modules := `go list -m -f '{{.Dir}}' | sed "s|^$(pwd)/||" | grep -vx e2e | tr '\
 default:
     @just --list
 
-# Install what is missing (apt, just, sqlc, mediamtx, Chromium, npm packages) and start PostgreSQL and Redis.
+# Install what is missing (apt, just, sqlc, mediamtx, SeaweedFS, Chromium, npm packages) and start PostgreSQL and Redis.
 setup:
     deploy/local/setup.sh all
 

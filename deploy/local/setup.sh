@@ -7,8 +7,11 @@
 #   setup.sh base       what every recipe needs: apt packages, just, mediamtx,
 #                       the preview page's players (deploy/local/just runs it)
 #   setup.sh test-deps  base, plus what only the tests need: Chromium, promtool,
-#                       sqlc, the end-to-end suite's npm packages
+#                       sqlc, the end-to-end suite's npm packages, SeaweedFS
+#   setup.sh weed       only SeaweedFS into bin/weed (the S3 server of the storage tests), SeaweedFS
+#                       (bin/weed: the real S3 server the storage tests use)
 #   setup.sh sqlc       only sqlc (just generate)
+#   setup.sh weed       only SeaweedFS
 #   setup.sh services   start local PostgreSQL and Redis (no systemd needed) and
 #                       create the dionysia role and databases
 #   setup.sh all        test-deps and services (default; just test runs it)
@@ -160,6 +163,7 @@ test_deps() {
   install_promtool
   install_sqlc
   install_test_npm
+  "${root}/deploy/local/build-seaweedfs.sh"
 }
 
 services() {
@@ -171,7 +175,8 @@ case "${1:-all}" in
   base) base ;;
   test-deps) test_deps ;;
   sqlc) install_sqlc ;;
+  weed) "${root}/deploy/local/build-seaweedfs.sh" ;;
   services) services ;;
   all) test_deps; services ;;
-  *) echo "usage: $0 [base|test-deps|sqlc|services|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [base|test-deps|sqlc|weed|services|all]" >&2; exit 2 ;;
 esac

@@ -52,9 +52,6 @@ func (s *fileStore) path(key string) (string, error) {
 	if err := CheckKey(key); err != nil {
 		return "", err
 	}
-	if strings.HasPrefix(path.Base(key), ".") {
-		return "", fmt.Errorf("%w: %q (hidden names are reserved)", ErrBadKey, key)
-	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
 

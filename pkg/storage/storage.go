@@ -5,9 +5,11 @@
 // manifests and the MP4, and routers read them for VOD playback.
 //
 // Keys are slash-separated relative paths ("assets/{id}/720p/3-17.m4s"). Every
-// backend rejects a key that is empty, absolute, has an empty, "." or ".."
-// segment, a backslash or a NUL, or is longer than MaxKeyLen (CheckKey), before
-// any I/O, so a key can never leave the store's root or prefix.
+// backend rejects a key that is empty, absolute, has an empty segment or one
+// starting with "." (".", "..", and hidden names, which the file store keeps
+// for its temporary files), a backslash or a NUL, or is longer than MaxKeyLen
+// (CheckKey), before any I/O, so a key can never leave the store's root or
+// prefix, and a key valid on one backend is valid on every other.
 package storage
 
 import (
@@ -76,8 +78,8 @@ func CheckKey(key string) error {
 		return fmt.Errorf("%w: %q", ErrBadKey, key)
 	}
 	for seg := range strings.SplitSeq(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return fmt.Errorf("%w: %q", ErrBadKey, key)
+		if seg == "" || strings.HasPrefix(seg, ".") {
+			return fmt.Errorf("%w: %q (no empty segment, and none starting with '.')", ErrBadKey, key)
 		}
 	}
 	return nil
@@ -126,4 +128,63 @@ func Open(ctx context.Context, raw string, opts Options) (Store, error) {
 	default:
 		return nil, fmt.Errorf("%w: scheme %q: use file:///path or s3://bucket/prefix", ErrBadURL, u.Scheme)
 	}
+}
+
+// EnsureBucket makes store usable for tests and `just dev`: it creates an
+// S3 store's bucket when it is missing, then Pings the store. Production
+// never calls it: there a missing bucket is an operator's error that Ping
+// reports (ErrNoBucket), not something to paper over.
+func EnsureBucket(ctx context.Context, store Store) error {
+	if s, ok := store.(*s3Store); ok {
+		if err := s.ensureBucket(ctx); err != nil {
+			return err
+		}
+	}
+	return store.Ping(ctx)
+}
+
+// Redact returns a storage URL fit for a log line: user info and any query
+// parameter that looks like a credential (a key, secret, token, signature or
+// password) are replaced by "REDACTED". Open refuses URLs with credentials;
+// Redact is for reporting such a URL (or any other) without leaking them.
+// An unparseable URL is reported by its scheme only.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		scheme, _, ok := strings.Cut(raw, "://")
+		if !ok || strings.ContainsAny(scheme, "/@?#") {
+			return "(unparseable storage URL)"
+		}
+		return scheme + "://(unparseable storage URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			u.RawQuery = "REDACTED"
+		} else {
+			redacted := false
+			for k := range q {
+				if secretParam(k) {
+					q[k], redacted = []string{"REDACTED"}, true
+				}
+			}
+			if redacted {
+				u.RawQuery = q.Encode()
+			}
+		}
+	}
+	return u.String()
+}
+
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"key", "secret", "token", "signature", "password", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
