@@ -47,31 +47,38 @@ type Path struct {
 // encodings (%2e, %2f, %00, ...), backslashes, NUL bytes, empty segments and
 // absolute paths are all rejected before any file system access.
 func ParsePath(escaped string) (Path, error) {
-	rest, ok := strings.CutPrefix(escaped, Prefix)
+	id, tok, file, err := parse(Prefix, escaped)
+	if err != nil {
+		return Path{}, err
+	}
+	return Path{StreamID: id, Token: tok, File: file}, nil
+}
+
+// parse splits prefix{uuid}[/t/{token}]/{file}, with ParsePath's rules.
+func parse(prefix, escaped string) (id, token, file string, err error) {
+	rest, ok := strings.CutPrefix(escaped, prefix)
 	if !ok || len(escaped) > MaxPathLen+MaxTokenLen+64 {
-		return Path{}, ErrBadPath
+		return "", "", "", ErrBadPath
 	}
 	idStr, rest, ok := strings.Cut(rest, "/")
 	if !ok {
-		return Path{}, ErrBadPath
+		return "", "", "", ErrBadPath
 	}
-	id, err := uuid.Parse(idStr)
-	if err != nil || id.String() != idStr {
-		return Path{}, ErrBadPath
+	u, err := uuid.Parse(idStr)
+	if err != nil || u.String() != idStr {
+		return "", "", "", ErrBadPath
 	}
-	p := Path{StreamID: id.String()}
 	if tail, ok := strings.CutPrefix(rest, TokenSegment+"/"); ok {
-		tok, file, ok := strings.Cut(tail, "/")
+		tok, f, ok := strings.Cut(tail, "/")
 		if !ok || len(tok) > MaxTokenLen || !tokenRE.MatchString(tok) {
-			return Path{}, ErrBadPath
+			return "", "", "", ErrBadPath
 		}
-		p.Token, rest = tok, file
+		token, rest = tok, f
 	}
 	if err := checkFile(rest); err != nil {
-		return Path{}, err
+		return "", "", "", err
 	}
-	p.File = rest
-	return p, nil
+	return u.String(), token, rest, nil
 }
 
 func checkFile(file string) error {
@@ -97,4 +104,38 @@ func URLPath(streamID, token, file string) string {
 		return Prefix + streamID + "/" + file
 	}
 	return Prefix + streamID + "/" + TokenSegment + "/" + token + "/" + file
+}
+
+// VODPrefix is the path prefix of every VOD (recorded asset) URL.
+const VODPrefix = "/vod/"
+
+// VODPath is a parsed VOD path.
+type VODPath struct {
+	AssetID string // canonical lowercase UUID
+	Token   string // empty when the URL carries no token
+	File    string // relative object path inside the asset, e.g. "720p/index.m3u8"
+}
+
+// ParseVODPath parses an escaped URL path of the form
+// /vod/{asset_id}[/t/{token}]/{file} with exactly ParsePath's rules: the
+// file is a relative path of at most MaxPathDepth segments, each starting
+// with a letter, digit or underscore and holding only [A-Za-z0-9._-], so
+// nothing that is not an object of the asset (.., hidden names, percent
+// encodings, empty segments) gets past it. A token, as for live playback, is
+// a token minted for the asset's stream.
+func ParseVODPath(escaped string) (VODPath, error) {
+	id, tok, file, err := parse(VODPrefix, escaped)
+	if err != nil {
+		return VODPath{}, err
+	}
+	return VODPath{AssetID: id, Token: tok, File: file}, nil
+}
+
+// VODURLPath builds the VOD path of file in assetID, with the token prefix
+// when token is not empty.
+func VODURLPath(assetID, token, file string) string {
+	if token == "" {
+		return VODPrefix + assetID + "/" + file
+	}
+	return VODPrefix + assetID + "/" + TokenSegment + "/" + token + "/" + file
 }

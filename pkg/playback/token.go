@@ -13,6 +13,9 @@
 // media segment under the same prefix: the token reaches every request
 // without rewriting playlists. "t" is therefore a reserved first path segment.
 //
+// Recorded assets are played the same way under /vod/{asset_id}[/t/{token}]/{file}
+// (ParseVODPath); the token there is one minted for the asset's stream.
+//
 // A token is "{kid}.{claims}.{mac}", both parts base64url without padding:
 // claims hold the stream id, the expiry and an optional viewer IP, and mac is
 // HMAC-SHA256 over the kid and the claims with the key named kid. Several keys
