@@ -60,6 +60,8 @@ type Packager struct {
 	periods    []*period
 	lastMaster []byte
 	dirs       map[string]bool
+	files      []File     // completed since the lock was taken, for OnFile
+	notifyMu   sync.Mutex // orders OnFile calls; taken before mu is released
 }
 
 var _ media.Sink = (*Packager)(nil)
@@ -202,7 +204,7 @@ func (p *Packager) Tracks(video []media.VideoTrack, audio *media.AudioTrack) err
 	}
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if p.closed {
 		return ErrClosed
 	}
@@ -268,7 +270,7 @@ func (p *Packager) rendition(name string, audio bool, timescale uint32) *renditi
 // packager cannot serve (closed, no tracks, bad index) and for disk failures.
 func (p *Packager) WriteVideo(track int, au media.VideoAU) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if p.closed {
 		return ErrClosed
 	}
@@ -453,7 +455,7 @@ func (p *Packager) beginRun(origin time.Duration) {
 // WriteAudio packages one raw AAC frame.
 func (p *Packager) WriteAudio(f media.AudioFrame) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if p.closed {
 		return ErrClosed
 	}
@@ -560,7 +562,7 @@ func (p *Packager) finishRun() error {
 // return ErrClosed.
 func (p *Packager) Close(ended bool) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if p.closed {
 		return nil
 	}

@@ -30,7 +30,7 @@ func TestPackagerRestart(t *testing.T) {
 	c2 := loadContent(t, contentSpec{seconds: 12, fps: 30, gop: 60, bframes: 2, big: "480x270", small: "320x180", audioHz: 48000})
 
 	run := func(t *testing.T, window int, outage time.Duration) *testBundle {
-		b := setup(t, Config{WindowSize: window})
+		b := setup(t, Config{WindowSize: window, ExtraSegments: 2})
 		require.NoError(t, b.p.Tracks(renamed(c1, "360p", "180p"), c1.audio))
 		evs := c1.interleaved(0)
 		feed(t, b.p, evs[:slices.IndexFunc(evs, func(e event) bool { return e.ts >= 7*time.Second })])
@@ -112,7 +112,7 @@ func TestPackagerRestart(t *testing.T) {
 			raw := readFile(t, filepath.Join(b.dir, name, MediaPlaylistName))
 			require.NotContains(t, raw, "#EXT-X-DISCONTINUITY\n", name)
 			require.Contains(t, raw, "#EXT-X-DISCONTINUITY-SEQUENCE:1\n", name)
-			require.Len(t, m4sNumbers(t, filepath.Join(b.dir, name)), 3+DefaultExtraSegments, name)
+			require.Len(t, m4sNumbers(t, filepath.Join(b.dir, name)), 3+2, name)
 		}
 		// No kept segment needs the first run's 360p header any more.
 		require.NoFileExists(t, filepath.Join(b.dir, "360p", "init.mp4"))

@@ -161,6 +161,7 @@ func (p *Packager) cut(tr *trackRun, samples []sample, end time.Duration, haveEn
 			rd.initFiles = append(rd.initFiles, name)
 		}
 		tr.initName = rd.initName
+		p.queueInit(tr, dir)
 	}
 	rec := segmentRecord{
 		number: number,
@@ -177,6 +178,8 @@ func (p *Packager) cut(tr *trackRun, samples []sample, end time.Duration, haveEn
 	if err := writeFileAtomic(filepath.Join(dir, rec.file()), data); err != nil {
 		return fmt.Errorf("writing segment: %w", err)
 	}
+
+	p.queueSegment(rd, dir, rec)
 
 	rd.lastRun = r.index
 	rd.segs = append(rd.segs, rec)

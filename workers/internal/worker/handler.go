@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -193,7 +194,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	pk, err := packager.New(packager.Config{
 		Dir:             dir,
 		SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
-		WindowSize:      t.PlaylistWindowSize,
+		WindowSize:      windowSize(t),
 		DisableHLS:      !contains(t.Outputs, job.OutputHLS),
 		DisableDASH:     !contains(t.Outputs, job.OutputDASH),
 		Logger:          log,
@@ -371,6 +372,17 @@ func (h *Handler) report(ctx context.Context, t job.Transcode, typ, reason strin
 func finite(src job.Source) bool {
 	u, err := url.Parse(src.URL)
 	return err == nil && u.Scheme == "file"
+}
+
+// windowSize is how many segments the live playlists list: the DVR window
+// (t.DVRWindowS, rounded up to whole segments) when it is longer than the
+// playlist window.
+func windowSize(t job.Transcode) int {
+	n := t.PlaylistWindowSize
+	if t.DVRWindowS > 0 && t.SegmentDuration > 0 {
+		n = max(n, int(math.Ceil(float64(t.DVRWindowS)/t.SegmentDuration)))
+	}
+	return n
 }
 
 func contains(list []string, s string) bool {
