@@ -301,31 +301,27 @@ func (s *S3Server) NewRequest(ctx context.Context, method, path string, body io.
 // Stop stops weed: SIGTERM, then SIGKILL after 10 s (weed takes a few
 // seconds to exit). The data stays in Dir for Start. Stop is a no-op when
 // it is not running.
-func (s *S3Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
+func (s *S3Server) Stop() { s.stop(10 * time.Second) }
 
 // Kill stops weed at once (SIGKILL), as a crash would.
-func (s *S3Server) Kill() {
+func (s *S3Server) Kill() { s.stop(0) }
+
+// stop sends SIGTERM and waits up to grace (none: SIGKILL at once), then kills.
+func (s *S3Server) stop(grace time.Duration) {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
+	}
+	if grace > 0 {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			return
+		case <-time.After(grace):
+		}
 	}
 	_ = cmd.Process.Kill()
 	<-done
