@@ -186,7 +186,8 @@ func TestStreamHealth(t *testing.T) {
 		var h streamHealth
 		Eventually(t, 90*time.Second, 200*time.Millisecond, "healthy", func() bool {
 			_, h = p.health(t, st.ID)
-			return h.Status == "healthy" || (h.Status == "degraded" && len(warningsBesidesLoad(t, h)) == 0)
+			ok := h.Status == "healthy" || (h.Status == "degraded" && len(warningsBesidesLoad(t, h)) == 0)
+			return ok && h.Source.Audio != "" // the audio state is known a few seconds in
 		})
 		t.Logf("healthy: %+v", h)
 		require.Equal(t, "present", h.Source.Audio)

@@ -98,8 +98,10 @@ func Evaluate(in Input) apiv1.StreamHealth {
 		h.Status = apiv1.HealthStarving
 	case len(h.Warnings) > 0:
 		h.Status = apiv1.HealthDegraded
-	case !rep.VideoSeen:
-		h.Status = apiv1.HealthUnknown // starting: nothing measured yet
+	case !rep.VideoSeen, rep.Source.FrameRate == 0:
+		// Starting: no video yet, or video but no measurement window
+		// complete (the first report after the first keyframe).
+		h.Status = apiv1.HealthUnknown
 	default:
 		h.Status = apiv1.HealthHealthy
 	}

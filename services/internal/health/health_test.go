@@ -50,6 +50,9 @@ func TestEvaluate(t *testing.T) {
 		{name: "stale", report: with(func(*job.HealthReport) {}), age: 16 * time.Second, status: apiv1.HealthUnknown},
 		{name: "idle stream", report: with(func(*job.HealthReport) {}), idle: true, status: apiv1.HealthUnknown},
 		{name: "starting, nothing measured", report: &job.HealthReport{RunningS: 0.5, SourceIdleS: -1}, status: apiv1.HealthUnknown},
+		{name: "first video, not measured yet", report: with(func(r *job.HealthReport) {
+			r.Source = job.HealthSource{Width: 640, Height: 360}
+		}), status: apiv1.HealthUnknown},
 		{name: "8 s keyframes with 2 s segments", report: with(func(r *job.HealthReport) { r.Source.KeyframeIntervalS = 8 }),
 			status: apiv1.HealthDegraded, codes: []string{health.CodeKeyframeTooLong},
 			contains: "the source sends a keyframe every 8.0 s; segments are 2 s long and latency grows"},
