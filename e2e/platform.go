@@ -20,6 +20,9 @@ type Options struct {
 	Workers  int           // number of CPU workers; default 1
 	LeaseTTL time.Duration // workers' ownership lease; default the worker's
 	WebRTC   bool          // the edge takes WHIP publishers
+	// Env is more environment for every process (e.g. a recordings store:
+	// testkit.S3Server.Env); it wins over the suite's own.
+	Env []string
 }
 
 // Platform is the harness's platform, owned by one test.
@@ -89,7 +92,7 @@ func Start(t testing.TB, opts Options) *Platform {
 		Workers: opts.Workers, LeaseTTL: opts.LeaseTTL, WebRTC: opts.WebRTC,
 		// A short reconnect grace keeps the suite quick: playlists end 3 s
 		// after a publisher leaves for good.
-		Env: []string{"DIONYSIA_API_RECONNECT_GRACE=3s"},
+		Env: append([]string{"DIONYSIA_API_RECONNECT_GRACE=3s"}, opts.Env...),
 		// A source grace far above the suite's reconnect grace: a session's
 		// playlists end only because the API told its worker to stop, never
 		// because the worker gave up waiting for the publisher.

@@ -188,6 +188,16 @@ func (s *S3Server) PrefixURL(prefix string) string {
 	return fmt.Sprintf("s3://%s/%s?endpoint=%s&region=%s", s.Bucket, strings.Trim(prefix, "/"), s.Endpoint, s.Region)
 }
 
+// Env is the environment that points a Dionysia process at the bucket:
+// DIONYSIA_STORAGE_URL and the two credential variables.
+func (s *S3Server) Env() []string {
+	return []string{
+		"DIONYSIA_STORAGE_URL=" + s.URL(),
+		"DIONYSIA_STORAGE_ACCESS_KEY_ID=" + s.AccessKey,
+		"DIONYSIA_STORAGE_SECRET_ACCESS_KEY=" + s.SecretKey,
+	}
+}
+
 // Start starts weed (again, after Stop: same directory and ports, so the
 // objects stored before are there) and waits until its S3 API serves the
 // bucket, up to S3Options.ReadyTimeout.

@@ -39,7 +39,10 @@ type Options struct {
 	LeaseTTL       time.Duration // workers' ownership lease; default the worker's
 	LogLevel       string        // DIONYSIA_LOG_LEVEL; default debug
 	// Env is more environment for every process, after the platform's own
-	// (e.g. DIONYSIA_LOG_FORMAT=json, DIONYSIA_API_RECONNECT_GRACE=3s).
+	// (e.g. DIONYSIA_LOG_FORMAT=json, DIONYSIA_API_RECONNECT_GRACE=3s); a
+	// variable set here wins over the platform's. The platform's recordings
+	// store is file://{WorkDir}/recordings unless Env names another
+	// (testkit.S3Server.Env).
 	Env []string
 	// WorkerArgs are more flags of every worker (e.g. --source-grace 5m).
 	WorkerArgs []string
@@ -132,6 +135,7 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 		"DIONYSIA_PUBLIC_RTSP_PORT=" + strconv.Itoa(rtsp),
 		"DIONYSIA_PUBLIC_WEBRTC_PORT=" + strconv.Itoa(webrtc),
 		"DIONYSIA_LOG_LEVEL=" + opts.LogLevel,
+		"DIONYSIA_STORAGE_URL=file://" + filepath.Join(opts.WorkDir, "recordings"),
 	}, opts.Env...)
 
 	if out, err := p.CLI(ctx, "migrate", "up"); err != nil {
