@@ -24,6 +24,7 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
   fi
 fi
 [[ -x bin/mediamtx ]] || deploy/local/build-mediamtx.sh
+[[ -x bin/weed ]] || deploy/local/build-seaweedfs.sh   # the storage section's S3 server
 # `just bench` builds these first (`just build`); when run alone, build what is missing.
 mkdir -p bin
 if [[ ! -x bin/dionysia ]]; then

@@ -32,7 +32,7 @@ type options struct {
 	runs, maxStreams, dispatchCycles           int
 	cpConcurrency, routeConcurrency            int
 	latencyLength, cpDuration, routeDuration   time.Duration
-	hookDuration                               time.Duration
+	hookDuration, storageDuration              time.Duration
 	hookBacklog, hookProducers, hookConc       int
 	hookRate                                   float64
 	segment                                    time.Duration
@@ -76,13 +76,14 @@ func run() error {
 	flag.DurationVar(&o.latencyLength, "latency-length", 24*time.Second, "publishing time per latency run")
 	flag.DurationVar(&o.cpDuration, "api-duration", 3*time.Second, "load time per API operation and run")
 	flag.DurationVar(&o.routeDuration, "route-duration", 4*time.Second, "load time per routing target and run")
+	flag.DurationVar(&o.storageDuration, "storage-duration", 4*time.Second, "upload time per storage target and run")
 	flag.DurationVar(&o.segment, "segment", 2*time.Second, "segment duration")
 	flag.DurationVar(&o.hookDuration, "webhook-duration", 5*time.Second, "event-recording time per sustained webhook run")
 	flag.IntVar(&o.hookBacklog, "webhook-backlog", 3000, "events in the webhook backlog drained per run")
 	flag.Float64Var(&o.hookRate, "webhook-rate", 200, "events per second recorded in the sustained webhook runs (below the drain rate, so the delay is not queueing)")
 	flag.IntVar(&o.hookProducers, "webhook-producers", 8, "concurrent API clients recording webhook.test events")
 	flag.IntVar(&o.hookConc, "webhook-concurrency", 16, "the delivery worker's DIONYSIA_WEBHOOK_CONCURRENCY (and the reference's clients)")
-	flag.StringVar(&o.sections, "sections", "transcode,density,latency,control,routing,webhooks", "sections to run")
+	flag.StringVar(&o.sections, "sections", "transcode,density,latency,control,routing,webhooks,storage", "sections to run")
 	flag.StringVar(&o.density, "density-light", "auto", "also ramp a lighter ladder: auto (when the 720p ladder sustains < 2 streams), always, never")
 	flag.BoolVar(&o.quick, "quick", false, "one run of everything with short durations (for development)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
@@ -90,6 +91,7 @@ func run() error {
 	if o.quick {
 		o.runs, o.maxStreams, o.dispatchCycles = 1, 2, 2
 		o.latencyLength, o.cpDuration, o.routeDuration = 16*time.Second, time.Second, time.Second
+		o.storageDuration = time.Second
 		o.hookDuration, o.hookBacklog = 2*time.Second, 1000
 	}
 	if o.runs < 1 {
@@ -140,6 +142,7 @@ func run() error {
 		{"latency", nil}, // latency and control share one platform
 		{"routing", b.routingSection},
 		{"webhooks", b.webhooksSection},
+		{"storage", b.storageSection},
 	} {
 		name := s.name
 		fn := s.fn
