@@ -22,6 +22,7 @@ import (
 	"io"
 	"math"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,13 @@ var ErrNoSegments = errors.New("asset has no segments")
 // gapTolerance is how far (seconds) a segment may start after the end of the
 // previous one before the gap is a discontinuity.
 const gapTolerance = 0.5
+
+// keyRE is what the objects' keys are made of (job.AssetPrefix): nothing
+// that would need quoting in a playlist or a URI.
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+
+// renditionRE is a rendition's name: a ladder rung's (pkg/ladder) or "audio".
+var renditionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // posterAt is where in the asset (a fraction of its duration) the poster is
 // taken from.
@@ -181,7 +189,7 @@ func load(ctx context.Context, st storage.Store, in Input) (*asset, error) {
 	var segs []*segment
 	seen := map[string]bool{}
 	for _, o := range in.Objects {
-		if !strings.HasPrefix(o.Key, a.prefix) || storage.CheckKey(o.Key) != nil {
+		if !strings.HasPrefix(o.Key, a.prefix) || storage.CheckKey(o.Key) != nil || !keyRE.MatchString(o.Key) {
 			return nil, fmt.Errorf("object %q is not a key inside %s", o.Key, a.prefix)
 		}
 		size, ok := sizes[o.Key]
@@ -200,7 +208,7 @@ func load(ctx context.Context, st storage.Store, in Input) (*asset, error) {
 			}
 			a.inits[o.Key] = o
 		case job.ObjectSegment:
-			if o.Rendition == "" || strings.ContainsAny(o.Rendition, "/.") {
+			if !renditionRE.MatchString(o.Rendition) {
 				return nil, fmt.Errorf("segment %s: invalid rendition %q", o.Key, o.Rendition)
 			}
 			segs = append(segs, &segment{RecordedObject: o, size: size, run: runOf(o.Init)})

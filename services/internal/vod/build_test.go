@@ -136,6 +136,18 @@ func check(t *testing.T, st storage.Store, asset uuid.UUID, res vod.Result, w wa
 	require.Equal(t, 1, strings.Count(out, "codec_type=audio"), "%s", out)
 	require.InDelta(t, w.mp4S, formatDuration(t, out), 0.2, "download.mp4 duration; %s", out)
 	decode(t, local)
+
+	// Audio and video start together (each track's edit list, if its
+	// CMAF header had one, is kept).
+	out = probe(t, "-show_entries", "stream=start_time", "-of", "default=nw=1:nk=1", local)
+	starts := strings.Fields(out)
+	require.Len(t, starts, 2)
+	v0, err := strconv.ParseFloat(starts[0], 64)
+	require.NoError(t, err)
+	a0, err := strconv.ParseFloat(starts[1], 64)
+	require.NoError(t, err)
+	require.InDelta(t, v0, a0, 0.05, "start times %s", out)
+	t.Logf("download.mp4 start times: video %v, audio %v", v0, a0)
 }
 
 func formatDuration(t *testing.T, out string) float64 {
@@ -377,10 +389,50 @@ func TestBuildErrors(t *testing.T) {
 		_, err := vod.Build(t.Context(), st, vod.Input{AssetID: uuid.New(), Objects: objs})
 		require.ErrorContains(t, err, objs[0].Key)
 	})
+	t.Run("a key a playlist would have to quote", func(t *testing.T) {
+		bad := append([]job.RecordedObject(nil), objs...)
+		bad[1].Key = job.AssetPrefix(asset) + "360p/5-0.m4s\n#EXT-X-ENDLIST"
+		_, err := vod.Build(t.Context(), st, vod.Input{AssetID: asset, Objects: bad})
+		require.ErrorContains(t, err, "is not a key inside")
+	})
+	t.Run("bad rendition name", func(t *testing.T) {
+		bad := append([]job.RecordedObject(nil), objs...)
+		bad[1].Rendition = "../x"
+		_, err := vod.Build(t.Context(), st, vod.Input{AssetID: asset, Objects: bad})
+		require.ErrorContains(t, err, `invalid rendition "../x"`)
+	})
 	t.Run("unknown init", func(t *testing.T) {
 		bad := append([]job.RecordedObject(nil), objs[1:]...) // the 360p init left out
 		_, err := vod.Build(t.Context(), st, vod.Input{AssetID: asset, Objects: bad})
 		require.ErrorContains(t, err, objs[0].Key)
 	})
 	require.True(t, bytes.HasPrefix([]byte(objs[0].Key), []byte(job.AssetPrefix(asset))))
+}
+
+// A recording without audio: no audio group, no audio AdaptationSet, and
+// download.mp4 has the video alone.
+func TestBuildVideoOnly(t *testing.T) {
+	t.Parallel()
+	c := makeClip(t, "veryfast", 8)
+	st := fileStore(t)
+	asset := uuid.New()
+	objs := record(t, st, asset, c, run{token: 5, start: t0, rendition: map[string]bool{"360p": true, "180p": true}})
+	res, err := vod.Build(t.Context(), st, vod.Input{AssetID: asset, Objects: objs})
+	require.NoError(t, err)
+	require.Len(t, res.Renditions, 2)
+	prefix := job.AssetPrefix(asset)
+	top := readText(t, st, prefix+"index.m3u8")
+	require.NotContains(t, top, "AUDIO")
+	require.Contains(t, top, `CODECS="`+objs[0].Track.Codec+`",RESOLUTION=640x360`)
+	require.NotContains(t, readText(t, st, prefix+"manifest.mpd"), `contentType="audio"`)
+	base := serve(t, st) + "/" + prefix
+	out := probe(t, "-show_entries", "stream=codec_type", "-of", "default=nw=1", base+"manifest.mpd")
+	require.Contains(t, out, "codec_type=video")
+	require.NotContains(t, out, "codec_type=audio")
+	local := download(t, st, prefix+"download.mp4")
+	out = probe(t, "-show_entries", "format=duration:stream=codec_type", "-of", "default=nw=1", local)
+	require.Equal(t, "codec_type=video", strings.TrimSpace(strings.Split(out, "\n")[0]), "%s", out)
+	require.NotContains(t, out, "codec_type=audio")
+	require.InDelta(t, res.DurationS, formatDuration(t, out), 0.2)
+	decode(t, local)
 }

@@ -73,6 +73,12 @@ func writeDownload(ctx context.Context, st storage.Store, a *asset, key string) 
 		tracks[i] = mt
 	}
 	groups := sampleGroups(tracks)
+	if len(groups) == 0 && len(tracks) > 1 {
+		// No span has both tracks (the audio of every run lost or
+		// incompatible): the file has the video alone.
+		tracks = tracks[:1]
+		groups = sampleGroups(tracks)
+	}
 	if len(groups) == 0 {
 		return 0, fmt.Errorf("building %s: no segment of the top rendition has usable samples", key)
 	}
