@@ -244,10 +244,70 @@ func load(ctx context.Context, st storage.Store, in Input) (*asset, error) {
 			a.video = append(a.video, t)
 		}
 	}
+	alignBlocks(order)
 	byBandwidth := func(x, y *track) int { return cmp.Compare(y.bandwidth(), x.bandwidth()) }
 	slices.SortStableFunc(a.video, byBandwidth)
 	slices.SortStableFunc(a.audio, byBandwidth)
 	return a, nil
+}
+
+// spanKey places a segment on the asset's timeline: its run (in the order
+// the runs started) and its number.
+type spanKey struct {
+	run    int
+	number uint64
+}
+
+func (k spanKey) compare(o spanKey) int {
+	return cmp.Or(cmp.Compare(k.run, o.run), cmp.Compare(k.number, o.number))
+}
+
+// alignBlocks makes every track start a block where any track does: a
+// segment one rendition lost is a discontinuity in all of them, so the
+// renditions' discontinuity sequences match (RFC 8216 §6.2.4; hls.js pairs
+// audio with video by it) and the DASH Periods split every track alike.
+func alignBlocks(tracks []*track) {
+	first := map[string]time.Time{}
+	for _, t := range tracks {
+		for _, s := range t.segs {
+			if f, ok := first[s.run]; !ok || s.Start.Before(f) {
+				first[s.run] = s.Start
+			}
+		}
+	}
+	runs := make([]string, 0, len(first))
+	for r := range first {
+		runs = append(runs, r)
+	}
+	slices.SortFunc(runs, func(x, y string) int { return cmp.Or(first[x].Compare(first[y]), cmp.Compare(x, y)) })
+	index := make(map[string]int, len(runs))
+	for i, r := range runs {
+		index[r] = i
+	}
+	key := func(s *segment) spanKey { return spanKey{index[s.run], s.Number} }
+
+	var bounds []spanKey
+	for _, t := range tracks {
+		for i, s := range t.segs {
+			if i > 0 && s.disc {
+				bounds = append(bounds, key(s))
+			}
+		}
+	}
+	slices.SortFunc(bounds, spanKey.compare)
+	for _, t := range tracks {
+		for i := 1; i < len(t.segs); i++ {
+			prev, s := key(t.segs[i-1]), key(t.segs[i])
+			// a bound b with prev < b <= s
+			j, _ := slices.BinarySearchFunc(bounds, prev, spanKey.compare)
+			for j < len(bounds) && bounds[j].compare(prev) <= 0 {
+				j++
+			}
+			if j < len(bounds) && bounds[j].compare(s) <= 0 {
+				t.segs[i].disc = true
+			}
+		}
+	}
 }
 
 // arrange puts a track's segments in play order (wall clock, then number;

@@ -51,6 +51,8 @@ func check(t *testing.T, st storage.Store, asset uuid.UUID, res vod.Result, w wa
 		text := readText(t, st, prefix+r.Name+"/index.m3u8")
 		require.Contains(t, text, "#EXT-X-PLAYLIST-TYPE:VOD\n")
 		require.True(t, strings.HasSuffix(text, "#EXT-X-ENDLIST\n"), "%s", text)
+		// Every rendition has the same discontinuity sequence.
+		require.Equal(t, w.discontinuity, strings.Count(text, "#EXT-X-DISCONTINUITY\n"), "%s: %s", r.Name, text)
 		if r.Name == res.Renditions[0].Name {
 			require.Equal(t, w.discontinuity, strings.Count(text, "#EXT-X-DISCONTINUITY\n"), "%s", text)
 			require.Equal(t, w.maps, strings.Count(text, "#EXT-X-MAP:"), "%s", text)

@@ -210,16 +210,16 @@ func readInit(ctx context.Context, st storage.Store, key string) (*mp4.TrakBox, 
 // play order: the first track's segments whose init is compatible and that
 // every other track has too (same run and number, compatible init).
 func sampleGroups(tracks []*mp4Track) [][]*segment {
-	type spanKey struct {
+	type span struct {
 		run    string
 		number uint64
 	}
-	others := make([]map[spanKey]*segment, len(tracks))
+	others := make([]map[span]*segment, len(tracks))
 	for i, mt := range tracks[1:] {
-		m := map[spanKey]*segment{}
+		m := map[span]*segment{}
 		for _, s := range mt.src.segs {
 			if mt.inits[s.Init] != 0 {
-				m[spanKey{s.run, s.Number}] = s
+				m[span{s.run, s.Number}] = s
 			}
 		}
 		others[i+1] = m
@@ -232,7 +232,7 @@ next:
 		}
 		g := []*segment{s}
 		for _, m := range others[1:] {
-			o, ok := m[spanKey{s.run, s.Number}]
+			o, ok := m[span{s.run, s.Number}]
 			if !ok {
 				continue next
 			}

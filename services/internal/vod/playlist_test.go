@@ -180,3 +180,23 @@ func TestFrameRate(t *testing.T) {
 		require.Equal(t, want, frameRate(in), in)
 	}
 }
+
+// A segment only the video lost is a discontinuity in the audio too.
+func TestBlocksAlign(t *testing.T) {
+	v := &track{name: "720p", desc: video, segs: []*segment{
+		seg("720p", 5, 0, 1, 0, 2, 1), seg("720p", 5, 0, 3, 4, 2, 1), seg("720p", 7, 0, 1, 10, 2, 1)}}
+	au := &track{name: "audio", audio: true, desc: audio, segs: []*segment{
+		seg("audio", 5, 0, 1, 0, 2, 1), seg("audio", 5, 0, 2, 2, 2, 1), seg("audio", 5, 0, 3, 4, 2, 1), seg("audio", 7, 0, 1, 10, 2, 1)}}
+	for _, tr := range []*track{v, au} {
+		arrange(tr)
+	}
+	alignBlocks([]*track{v, au})
+	disc := func(tr *track) (out []bool) {
+		for _, s := range tr.segs {
+			out = append(out, s.disc)
+		}
+		return out
+	}
+	require.Equal(t, []bool{true, true, true}, disc(v))
+	require.Equal(t, []bool{true, false, true, true}, disc(au))
+}
