@@ -132,14 +132,16 @@ func Build(ctx context.Context, st storage.Store, in Input) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// download.mp4 first (it reads every segment of its tracks), the
+	// multivariant playlist, the entry point, last.
 	w := &writer{st: st}
-	for _, t := range a.tracks() {
-		dir := a.prefix + t.name + "/"
-		if err := w.put(ctx, dir+PlaylistName, []byte(mediaPlaylist(t, dir)), "application/vnd.apple.mpegurl"); err != nil {
-			return Result{}, err
-		}
+	n, err := writeDownload(ctx, st, a, a.prefix+DownloadName)
+	if err != nil {
+		return Result{}, err
 	}
-	if err := w.put(ctx, a.prefix+MultivariantName, []byte(multivariant(a)), "application/vnd.apple.mpegurl"); err != nil {
+	w.written += n
+	poster, err := w.poster(ctx, a)
+	if err != nil {
 		return Result{}, err
 	}
 	mpd, err := manifest(a)
@@ -149,13 +151,13 @@ func Build(ctx context.Context, st storage.Store, in Input) (Result, error) {
 	if err := w.put(ctx, a.prefix+ManifestName, mpd, "application/dash+xml"); err != nil {
 		return Result{}, err
 	}
-	n, err := writeDownload(ctx, st, a, a.prefix+DownloadName)
-	if err != nil {
-		return Result{}, err
+	for _, t := range a.tracks() {
+		dir := a.prefix + t.name + "/"
+		if err := w.put(ctx, dir+PlaylistName, []byte(mediaPlaylist(t, dir)), "application/vnd.apple.mpegurl"); err != nil {
+			return Result{}, err
+		}
 	}
-	w.written += n
-	poster, err := w.poster(ctx, a)
-	if err != nil {
+	if err := w.put(ctx, a.prefix+MultivariantName, []byte(multivariant(a)), "application/vnd.apple.mpegurl"); err != nil {
 		return Result{}, err
 	}
 
@@ -171,7 +173,6 @@ func Build(ctx context.Context, st storage.Store, in Input) (Result, error) {
 			Bandwidth: t.bandwidth(), Codec: t.desc.Codec, Audio: t.audio,
 		})
 	}
-	slices.SortStableFunc(res.Renditions, func(x, y Rendition) int { return cmp.Compare(y.Bandwidth, x.Bandwidth) })
 	return res, nil
 }
 

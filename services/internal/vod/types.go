@@ -23,8 +23,8 @@ type Result struct {
 	// SizeBytes is the size of every object of the asset: the recorded
 	// objects plus the files Build wrote.
 	SizeBytes int64
-	// Renditions are the recorded tracks, highest bandwidth first (so the
-	// audio rendition comes after the video ones).
+	// Renditions are the recorded tracks: the video renditions highest
+	// bandwidth first (the first is the top rendition), then the audio.
 	Renditions []Rendition
 	// Poster is the key of poster.jpg, or "" when there is no thumbnail.
 	Poster string
