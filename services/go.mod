@@ -3,6 +3,7 @@ module github.com/dionysia/dionysia/services
 go 1.26.8
 
 require (
+	github.com/Eyevinn/mp4ff v0.51.0
 	github.com/dionysia/dionysia/migrations v0.0.0
 	github.com/dionysia/dionysia/pkg v0.0.0
 	github.com/dionysia/dionysia/pkg/testkit v0.0.0
