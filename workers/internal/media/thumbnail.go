@@ -2,9 +2,9 @@ package media
 
 import "time"
 
-// Thumbnail is a JPEG still the worker wrote from a decoded frame.
+// Thumbnail is a still the pipeline wrote: Path is the JPEG file, At the wall-clock time the frame was shown.
 type Thumbnail struct {
-	Path          string    // the JPEG file
-	At            time.Time // wall-clock time the frame was shown
-	Width, Height int       // pixels
+	Path          string
+	At            time.Time
+	Width, Height int
 }

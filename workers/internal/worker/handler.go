@@ -57,6 +57,14 @@ type Handler struct {
 	Metrics   *Metrics
 	Logger    *slog.Logger
 
+	// Store is the object store recordings are uploaded to: a task with
+	// Recording set gets a recording.Uploader fed by the packager. Nil: such
+	// sessions run without recording (logged).
+	Store storage.Store
+	// RecordingFinishTimeout bounds, when a recorded session ends, the
+	// upload of what is still queued before the final report. Default 60 s.
+	RecordingFinishTimeout time.Duration
+
 	// Retention is how long a stream's files stay on disk after its session
 	// ended on this worker (players finishing the last segments, late CDN
 	// fetches). Default 60 s.
@@ -77,18 +85,11 @@ type Handler struct {
 	// (tests, benchmarks) ends the session at its end.
 	SourceGrace time.Duration
 
-	// Store is the object store recordings are uploaded to: a task with
-	// Recording set gets a recording.Uploader fed by the packager. Nil: such
-	// sessions run without recording (logged).
-	Store storage.Store
-	// RecordingFinishTimeout bounds, when a recorded session ends, the
-	// upload of what is still queued before the final report. Default 60 s.
-	RecordingFinishTimeout time.Duration
+	mu       sync.Mutex
+	active   map[uuid.UUID]*ownership.Hold // streams this worker holds now
+	removals map[uuid.UUID]*time.Timer     // pending retention removals
 
-	mu        sync.Mutex
-	active    map[uuid.UUID]*ownership.Hold     // streams this worker holds now
-	removals  map[uuid.UUID]*time.Timer         // pending retention removals
-	recorders map[uuid.UUID]*recording.Uploader // streams being recorded, by stream
+	recorders map[uuid.UUID]*recording.Uploader // (under mu) the uploaders of streams recorded here
 }
 
 // SpoolDirName is the directory of DataDir where recorded files wait for

@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		WorkerID:    cfg.ID,
 		OriginURL:   cfg.OriginURL,
 		DataDir:     cfg.DataDir,
+		Store:       store,
 		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Redis.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
 		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Redis.Prefix},
 		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
@@ -97,7 +98,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
-		Store:       store,
 		Run: PipelineRunner(probe.Backend, pmetrics,
 			&HealthReporter{APIURL: cfg.APIURL, Secret: cfg.Secret, WorkerID: cfg.ID, Logger: log}, log),
 	}
