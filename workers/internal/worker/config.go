@@ -30,7 +30,7 @@ var (
 )
 
 // Secrets are the worker's environment-only settings.
-var Secrets = []conf.Var{conf.WorkerSecret, conf.PlaybackKeys}
+var Secrets = []conf.Var{conf.WorkerSecret, conf.PlaybackKeys, conf.StorageAccessKeyID, conf.StorageSecretAccessKey}
 
 // DefaultOriginAddr is the origin's listen address: loopback, because only
 // the routers reach it; on several hosts set DIONYSIA_WORKER_ORIGIN_ADDR to
@@ -56,6 +56,10 @@ type Config struct {
 	// logged): the origin verifies the tokens of signed streams with them.
 	// Without them every signed stream is refused (403).
 	PlaybackKeys string
+	// Storage is the object store recordings are uploaded to
+	// (DIONYSIA_STORAGE_URL, credentials from the environment only), the
+	// same as the API's and the routers'.
+	Storage conf.Storage
 
 	Class         string // "auto" (probe), "cpu" (never use a GPU); default auto
 	Capacity      int    // concurrent live transcodes; default: cores/2 (min 1) on CPU, NVENC sessions/rungs on GPU
@@ -77,6 +81,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	f.String(&c.OriginAddr, VarOriginAddr, c.OriginAddr, "origin listen address (default "+DefaultOriginAddr+")")
 	f.String(&c.OriginURL, VarOriginURL, c.OriginURL, "URL routers use to reach this origin (default http://<origin-addr>)")
 	f.String(&c.APIURL, conf.APIURL, c.APIURL, "management API URL (default "+conf.DefaultAPIURL+")")
+	c.Storage.RegisterFlags(fs)
 	f.String(&c.Class, VarClass, c.Class, "hardware class: auto (probe) or cpu (default auto)")
 	f.Int(&c.Capacity, VarCapacity, c.Capacity, "concurrent live transcodes (default from the hardware)")
 	f.Int(&c.NVENCSessions, VarNVENCSessions, c.NVENCSessions, "NVENC sessions the GPU allows (default 8)")
@@ -91,6 +96,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 func (c *Config) LoadSecrets(lookup func(string) (string, bool)) {
 	c.Secret = conf.Secret(lookup, conf.WorkerSecret)
 	c.PlaybackKeys = conf.Secret(lookup, conf.PlaybackKeys)
+	c.Storage.LoadSecrets(lookup)
 }
 
 // WithDefaults fills zero fields.
@@ -104,6 +110,7 @@ func (c Config) WithDefaults() Config {
 	c.OriginAddr = cmp.Or(c.OriginAddr, DefaultOriginAddr)
 	c.OriginURL = cmp.Or(c.OriginURL, "http://"+c.OriginAddr)
 	c.APIURL = cmp.Or(c.APIURL, conf.DefaultAPIURL)
+	c.Storage = c.Storage.WithDefaults()
 	c.Class = cmp.Or(c.Class, "auto")
 	c.NVENCSessions = cmp.Or(c.NVENCSessions, 8)
 	c.LeaseTTL = cmp.Or(c.LeaseTTL, 2*time.Second)
@@ -119,6 +126,7 @@ func (c Config) Validate() error {
 	errs := []error{
 		conf.Required(conf.WorkerSecret, c.Secret),
 		c.Redis.Validate(),
+		c.Storage.Validate(),
 		conf.OneOf(VarClass, c.Class, "auto", "cpu"),
 		conf.HostPort(VarOriginAddr, c.OriginAddr),
 		conf.HTTPURL(VarOriginURL, c.OriginURL),

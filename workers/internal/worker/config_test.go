@@ -19,16 +19,20 @@ func TestConfigZeroValueMeansDefaults(t *testing.T) {
 	require.Equal(t, conf.Redis{}.WithDefaults(), c.Redis)
 	require.Equal(t, 2*time.Second, c.LeaseTTL)
 	require.Equal(t, "auto", c.Class)
+	require.Equal(t, conf.DefaultStorageURL, c.Storage.URL)
 	require.NotEmpty(t, c.ID)
 }
 
 func TestConfigFromEnvironment(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"DIONYSIA_WORKER_CAPACITY":     "4",
-		"DIONYSIA_WORKER_SOURCE_GRACE": "20s",
-		"DIONYSIA_WORKER_ORIGIN_URL":   "http://worker-1:8090",
-		"DIONYSIA_WORKER_SECRET":       " s ",
+		"DIONYSIA_WORKER_CAPACITY":           "4",
+		"DIONYSIA_WORKER_SOURCE_GRACE":       "20s",
+		"DIONYSIA_WORKER_ORIGIN_URL":         "http://worker-1:8090",
+		"DIONYSIA_WORKER_SECRET":             " s ",
+		"DIONYSIA_STORAGE_URL":               "s3://recordings/live?endpoint=http://127.0.0.1:8333",
+		"DIONYSIA_STORAGE_ACCESS_KEY_ID":     "AKID",
+		"DIONYSIA_STORAGE_SECRET_ACCESS_KEY": "sekrit",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	var c worker.Config
@@ -42,6 +46,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 	require.Equal(t, "http://worker-1:8090", c.OriginURL)
 	require.Equal(t, "s", c.Secret)
 	require.Nil(t, fs.Lookup("secret"), "the secret is not a flag")
+	require.Equal(t, conf.Storage{URL: "s3://recordings/live?endpoint=http://127.0.0.1:8333", AccessKeyID: "AKID", SecretAccessKey: "sekrit"}, c.Storage)
+	require.NoError(t, c.WithDefaults().Validate())
 
 	env["DIONYSIA_WORKER_CAPACITY"] = "x"
 	var d worker.Config
@@ -61,6 +67,8 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 		{worker.Config{Secret: "s", NVENCSessions: -1}, `DIONYSIA_WORKER_NVENC_SESSIONS="-1"`},
 		{worker.Config{Secret: "s", ID: "a b"}, `DIONYSIA_WORKER_ID="a b" (--id)`},
 		{worker.Config{Secret: "s", Retention: -time.Second}, `DIONYSIA_WORKER_RETENTION="-1s"`},
+		{worker.Config{Secret: "s", Storage: conf.Storage{URL: "ftp://host/dir"}}, `DIONYSIA_STORAGE_URL="ftp://host/dir"`},
+		{worker.Config{Secret: "s", Storage: conf.Storage{AccessKeyID: "a"}}, "DIONYSIA_STORAGE_SECRET_ACCESS_KEY must be set together"},
 	}
 	for _, tc := range cases {
 		require.ErrorContains(t, tc.c.WithDefaults().Validate(), tc.want)

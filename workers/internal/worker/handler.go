@@ -13,8 +13,10 @@ import (
 
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/packager"
+	"github.com/dionysia/dionysia/workers/internal/recording"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 )
@@ -55,6 +57,14 @@ type Handler struct {
 	Metrics   *Metrics
 	Logger    *slog.Logger
 
+	// Store is the object store recordings are uploaded to: a task with
+	// Recording set gets a recording.Uploader fed by the packager. Nil: such
+	// sessions run without recording (logged).
+	Store storage.Store
+	// RecordingFinishTimeout bounds, when a recorded session ends, the
+	// upload of what is still queued before the final report. Default 60 s.
+	RecordingFinishTimeout time.Duration
+
 	// Retention is how long a stream's files stay on disk after its session
 	// ended on this worker (players finishing the last segments, late CDN
 	// fetches). Default 60 s.
@@ -78,7 +88,14 @@ type Handler struct {
 	mu       sync.Mutex
 	active   map[uuid.UUID]*ownership.Hold // streams this worker holds now
 	removals map[uuid.UUID]*time.Timer     // pending retention removals
+
+	recorders map[uuid.UUID]*recording.Uploader // (under mu) the uploaders of streams recorded here
 }
+
+// SpoolDirName is the directory of DataDir where recorded files wait for
+// their upload, one subdirectory per session. It starts with a dot, so it
+// can never be taken for a stream's directory.
+const SpoolDirName = ".recording"
 
 // Holds reports whether this worker currently owns the stream; the origin
 // serves only such streams.
@@ -106,6 +123,7 @@ func (h *Handler) track(streamID uuid.UUID, hold *ownership.Hold) {
 	if h.active == nil {
 		h.active = map[uuid.UUID]*ownership.Hold{}
 		h.removals = map[uuid.UUID]*time.Timer{}
+		h.recorders = map[uuid.UUID]*recording.Uploader{}
 	}
 	h.active[streamID] = hold
 	if t, ok := h.removals[streamID]; ok {
@@ -191,8 +209,12 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		}
 	}()
 
+	rec := h.startRecording(log, t, hold)
+	defer h.stopRecording(t.StreamID, rec)
+
 	pk, err := packager.New(packager.Config{
 		Dir:             dir,
+		OnFile:          rec.onFile(),
 		SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
 		WindowSize:      windowSize(t),
 		DisableHLS:      !contains(t.Outputs, job.OutputHLS),
@@ -214,6 +236,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		if err := pk.Close(true); err != nil {
 			log.Warn("closing outputs", "err", err)
 		}
+		h.finishRecording(ctx, log, rec)
 		reason := outcome.reason
 		if errors.As(cause, &stop) {
 			reason = stop.reason
@@ -223,12 +246,15 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		h.linger(hold, t)
 		return nil
 	case errors.Is(cause, ownership.ErrLost):
-		// Someone else owns the stream now; write nothing more, say nothing.
+		// Someone else owns the stream now; write nothing more, say nothing
+		// (the new owner continues the recording).
 		log.Warn("ownership lost, stopping without output")
+		rec.abort()
 		_ = pk.Close(false)
 		return nil
 	case outcome.failed != nil:
 		_ = pk.Close(true)
+		h.finishRecording(ctx, log, rec) // what was recorded is kept
 		h.report(ctx, t, job.EventFailed, outcome.failed.Error())
 		log.Error("session failed", "err", outcome.failed)
 		return fmt.Errorf("%w: %w", outcome.failed, asynq.SkipRetry)
@@ -237,7 +263,8 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 		// the deferred Release), so the control plane's watchdog hands the
 		// stream to another worker at once. asynq schedules a retry of this
 		// task; when it runs, the session is either owned by another worker
-		// (fenced out) or over.
+		// (fenced out) or over. The next owner continues the recording.
+		rec.abort()
 		_ = pk.Close(false)
 		log.Info("worker stopping, handing the stream over")
 		return fmt.Errorf("worker shutting down: %w", ctx.Err())

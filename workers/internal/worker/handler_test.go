@@ -46,8 +46,10 @@ type testBundle struct {
 }
 
 type eventLog struct {
-	mu     sync.Mutex
-	events []job.SessionEvent
+	mu         sync.Mutex
+	events     []job.SessionEvent
+	recordings []job.RecordingReport // accepted recording reports
+	order      []string              // event types and "recording" / "recording-final", as they came
 }
 
 func (l *eventLog) types() []string {
@@ -80,6 +82,10 @@ func setup(t *testing.T) *testBundle {
 			serveSource(w, r)
 			return
 		}
+		if strings.HasSuffix(r.URL.Path, "/recording") {
+			serveRecording(w, r, events)
+			return
+		}
 		var ev job.SessionEvent
 		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.URL.Path != job.SessionEventPath(ev.SessionID) {
 			http.Error(w, "bad event", http.StatusBadRequest)
@@ -87,6 +93,7 @@ func setup(t *testing.T) *testBundle {
 		}
 		events.mu.Lock()
 		events.events = append(events.events, ev)
+		events.order = append(events.order, ev.Type)
 		events.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -211,6 +218,30 @@ func serveSource(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeProblem(w, a.status, "session ended (publisher_disconnected)")
 	}
+}
+
+// serveRecording is the API side of job.RecordingPath for the tests: it
+// accepts every well-formed report and records it.
+func serveRecording(w http.ResponseWriter, r *http.Request, events *eventLog) {
+	var rep job.RecordingReport
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil || r.URL.Path != job.RecordingPath(rep.SessionID) {
+		writeProblem(w, http.StatusBadRequest, fmt.Sprintf("bad report: %v", err))
+		return
+	}
+	events.mu.Lock()
+	events.recordings = append(events.recordings, rep)
+	events.order = append(events.order, map[bool]string{false: "recording", true: "recording-final"}[rep.Final])
+	events.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(job.RecordingAccepted{Accepted: len(rep.Objects)})
+}
+
+func (l *eventLog) recorded() []job.RecordingReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recordings)
 }
 
 func writeProblem(w http.ResponseWriter, status int, detail string) {

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"github.com/dionysia/dionysia/workers/internal/recording"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -8,7 +9,8 @@ import (
 // own (frames, encode fps, real-time factor, dropped frames) on the same
 // registry, and the origin counts its requests.
 type Metrics struct {
-	restarts *prometheus.CounterVec
+	restarts  *prometheus.CounterVec
+	recording *recording.Metrics
 }
 
 // NewMetrics registers the worker's metrics on reg. load and capacity are read
@@ -19,9 +21,28 @@ func NewMetrics(reg prometheus.Registerer, load func() int, capacity int) (*Metr
 			Name: "dionysia_worker_pipeline_restarts_total",
 			Help: "Pipeline restarts after a failure, by stream.",
 		}, []string{"stream_id"}),
+		recording: &recording.Metrics{
+			UploadedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "dionysia_worker_recording_uploaded_bytes_total",
+				Help: "Bytes of recorded files (segments, headers, thumbnails) stored in the recording store.",
+			}),
+			UploadErrors: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "dionysia_worker_recording_upload_errors_total",
+				Help: "Failed recording store requests (each is retried while its file stays queued).",
+			}),
+			LostSegments: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "dionysia_worker_recording_lost_segments_total",
+				Help: "Recorded segments that will never be uploaded (queue overflow, store unavailable at session end).",
+			}),
+			QueueBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "dionysia_worker_recording_queue_bytes",
+				Help: "Bytes of recorded files waiting for their upload.",
+			}),
+		},
 	}
 	collectors := []prometheus.Collector{
 		m.restarts,
+		m.recording.UploadedBytes, m.recording.UploadErrors, m.recording.LostSegments, m.recording.QueueBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "dionysia_worker_active_jobs",
 			Help: "Live transcodes running on this worker.",
@@ -43,4 +64,12 @@ func (m *Metrics) restart(streamID string) {
 	if m != nil {
 		m.restarts.WithLabelValues(streamID).Inc()
 	}
+}
+
+// recordingMetrics are the uploaders' metrics (nil: none).
+func (m *Metrics) recordingMetrics() *recording.Metrics {
+	if m == nil {
+		return nil
+	}
+	return m.recording
 }

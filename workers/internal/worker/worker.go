@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/workers/internal/hwprobe"
 	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/origin"
@@ -48,6 +50,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
+	}
+
+	store, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
 
 	probe, err := hwprobe.Probe(ctx, hwprobe.Options{
@@ -83,6 +90,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		WorkerID:    cfg.ID,
 		OriginURL:   cfg.OriginURL,
 		DataDir:     cfg.DataDir,
+		Store:       store,
 		Ownership:   ownership.New(rdb, ownership.Config{Prefix: cfg.Redis.Prefix, TTL: cfg.LeaseTTL, Logger: log}),
 		Stops:       job.StopSignal{Redis: rdb, Prefix: cfg.Redis.Prefix},
 		Reporter:    &Reporter{APIURL: cfg.APIURL, Secret: cfg.Secret, Logger: log},
@@ -171,6 +179,29 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 	_ = httpSrv.Shutdown(dctx)
 	wg.Wait()
 	return runErr
+}
+
+// openStore opens the recording store. An unusable URL is an error; a store
+// that does not answer now only a warning: recorded files queue and retry.
+// Files spooled by an earlier process are removed: nobody will upload them.
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store, error) {
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, SpoolDirName)); err != nil {
+		return nil, fmt.Errorf("clearing the recording spool: %w", err)
+	}
+	store, err := storage.Open(ctx, cfg.Storage.URL, storage.Options{
+		AccessKeyID: cfg.Storage.AccessKeyID, SecretAccessKey: cfg.Storage.SecretAccessKey,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the recording store (%s): %w", storage.Redact(cfg.Storage.URL), err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := store.Ping(pctx); err != nil {
+		log.Warn("the recording store is not usable now; recordings queue and retry until it is", "store", store.String(), "err", err)
+	} else {
+		log.Info("recording store", "store", store.String())
+	}
+	return store, nil
 }
 
 // NewServeMux is the worker's HTTP surface as Run serves it: the origin at
