@@ -535,6 +535,9 @@ func TestVODThumbnail(t *testing.T) {
 		key := prefix + fmt.Sprintf("thumbs/%d.jpg", 1796000000000+int(off*1000))
 		require.NoError(t, v.store.Put(t.Context(), key, bytes.NewReader(b), int64(len(b)), "image/jpeg"))
 		thumbs[off] = b
+		if off == 10 {
+			key = strings.TrimPrefix(key, prefix) // a key relative to the asset works too
+		}
 		list = append(list, job.VODThumbnail{OffsetS: off, Key: key})
 	}
 	v.api.set(job.VODPlayback{AssetID: v.asset, StreamID: uuid.MustParse(v.stream), Status: job.AssetReady,
