@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/services/internal/preview"
 	"github.com/dionysia/dionysia/services/internal/router"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,9 +20,11 @@ func newRouterCmd(g *globals) *cobra.Command {
 		Short: "Run the routing tier that sends CDN origin requests to the worker holding each stream",
 		Long: `Run the router: GET|HEAD /live/{stream_id}/{path...} is proxied (or redirected)
 to the worker that owns the stream, looked up in Redis and cached for about a
-second. Signed streams need a playback token (DIONYSIA_PLAYBACK_KEYS). The
-preview page, /play/{stream_id}, plays a stream with hls.js or dash.js.
-See docs/routing.md.`,
+second. Signed streams need a playback token (DIONYSIA_PLAYBACK_KEYS).
+GET|HEAD /vod/{asset_id}/{path...} serves a recorded asset from the recordings
+store (DIONYSIA_STORAGE_URL; needs DIONYSIA_WORKER_SECRET to ask the API about
+assets). The preview page, /play/{stream_id} and /play/vod/{asset_id}, plays
+with hls.js or dash.js. See docs/routing.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s.LoadSecrets(g.env.LookupEnv)
@@ -51,6 +54,14 @@ func runRouter(ctx context.Context, s router.Settings, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
+	if cfg.Store, err = s.OpenStore(ctx); err != nil {
+		return err
+	}
+	if cfg.Store == nil {
+		log.Warn(conf.WorkerSecret.Env + " is not set: VOD playback (/vod/) answers 503")
+	} else {
+		log.Info("VOD playback on", "store", cfg.Store.String(), "api_url", s.APIURL)
+	}
 	cfg.Pages = map[string]http.Handler{preview.Prefix: preview.New(log)}
 	rt, err := router.New(cfg)
 	if err != nil {

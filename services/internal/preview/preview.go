@@ -1,8 +1,10 @@
 // Package preview serves the preview page, /play/{stream_id}: a small player
 // page that plays a stream through the router with hls.js or dash.js, shows
-// its ladder, the rendition playing and the measured live latency. The players
-// are installed from npm at build time (deploy/local/player-assets.sh) and
-// embedded in the binary; no CDN is involved.
+// its ladder, the rendition playing and the measured live latency, and lets
+// the viewer seek back within the stream's DVR window and return to live.
+// /play/vod/{asset_id} plays a recorded asset the same way, from /vod/. The
+// players are installed from npm at build time (deploy/local/player-assets.sh)
+// and embedded in the binary; no CDN is involved.
 package preview
 
 import (
@@ -12,10 +14,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/problem"
 	"github.com/google/uuid"
 )
 
@@ -27,8 +29,9 @@ var page = template.Must(template.ParseFS(assets, "assets/index.html"))
 // Prefix is the URL path the preview is served under.
 const Prefix = "/play/"
 
-// Handler serves GET /play/{stream_id}[?format=hls|dash][&token=T] and the
-// player scripts under /play/assets/.
+// Handler serves GET /play/{stream_id}[?format=hls|dash][&token=T], the same
+// for a recorded asset at /play/vod/{asset_id}, and the player scripts under
+// /play/assets/.
 type Handler struct {
 	static http.Handler
 	log    *slog.Logger
@@ -69,41 +72,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.static.ServeHTTP(w, r)
 		return
 	}
-	id, err := uuid.Parse(rest)
-	if err != nil || strings.Contains(rest, "/") {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"type": "about:blank", "title": "Not Found", "status": http.StatusNotFound,
-			"detail": "the preview lives at /play/{stream_id}, with a stream id (a UUID)",
-		})
+	kind, idStr := "live", rest
+	if s, ok := strings.CutPrefix(rest, "vod/"); ok {
+		kind, idStr = "vod", s
+	}
+	id, err := uuid.Parse(idStr)
+	if err != nil || strings.Contains(idStr, "/") || id.String() != strings.ToLower(idStr) {
+		problem.Error(w, http.StatusNotFound,
+			"the preview lives at /play/{stream_id} (live, a stream id) or /play/vod/{asset_id} (a recording), each a UUID")
 		return
 	}
 	token := r.URL.Query().Get("token")
 	if token != "" && !validToken(token) {
-		http.Error(w, "malformed token", http.StatusBadRequest)
+		problem.Error(w, http.StatusBadRequest, "token: not a playback token (only A-Z a-z 0-9 - _ . ~, at most 1024 characters)")
 		return
 	}
+	urlPath := playback.URLPath
+	if kind == "vod" {
+		urlPath = playback.VODURLPath
+	}
 	cfgJSON, err := json.Marshal(map[string]string{
-		"hls":  playback.URLPath(id.String(), token, "index.m3u8"),
-		"dash": playback.URLPath(id.String(), token, "manifest.mpd"),
+		"kind": kind,
+		"hls":  urlPath(id.String(), token, "index.m3u8"),
+		"dash": urlPath(id.String(), token, "manifest.mpd"),
 	})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
-	}
-	tokenQuery := ""
-	if token != "" {
-		tokenQuery = "&token=" + url.QueryEscape(token)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'")
 	if err := page.Execute(w, map[string]any{
-		"StreamID":   id.String(),
-		"TokenQuery": tokenQuery,
-		"Config":     template.JS(cfgJSON),
+		"Kind":   kind,
+		"ID":     id.String(),
+		"Token":  token, // query-escaped by html/template in the format links
+		"Config": template.JS(cfgJSON),
 	}); err != nil {
 		h.log.Warn("rendering preview page", "err", err)
 	}

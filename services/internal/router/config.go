@@ -2,13 +2,16 @@ package router
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/conf"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
@@ -27,7 +30,7 @@ var (
 )
 
 // Secrets are the router's environment-only settings.
-var Secrets = []conf.Var{conf.PlaybackKeys}
+var Secrets = []conf.Var{conf.PlaybackKeys, conf.WorkerSecret, conf.StorageAccessKeyID, conf.StorageSecretAccessKey}
 
 // DefaultAddr is the router's listen address: loopback, because the router
 // also serves /metrics and normally sits behind a CDN or a load balancer on
@@ -51,6 +54,13 @@ type Settings struct {
 	// default (DefaultShieldSize) comes with the flag, since 0 is a value.
 	CacheSize   int64
 	PlaylistTTL time.Duration // longest a playlist is shielded; default DefaultPlaylistTTL
+
+	// VOD playback (/vod/): the recordings store, and the API the asset
+	// facts come from (GET {APIURL}/internal/v1/assets/{id}/playback with
+	// the worker secret). Without WorkerSecret, /vod/ answers 503.
+	Storage      conf.Storage
+	APIURL       string // default conf.DefaultAPIURL
+	WorkerSecret string // environment only (conf.WorkerSecret)
 }
 
 // WithDefaults fills unset fields.
@@ -61,6 +71,8 @@ func (s Settings) WithDefaults() Settings {
 	s.CacheTTL = cmp.Or(s.CacheTTL, DefaultCacheTTL)
 	s.NegativeTTL = cmp.Or(s.NegativeTTL, DefaultNegativeTTL)
 	s.PlaylistTTL = cmp.Or(s.PlaylistTTL, DefaultPlaylistTTL)
+	s.Storage = s.Storage.WithDefaults()
+	s.APIURL = strings.TrimRight(cmp.Or(s.APIURL, conf.DefaultAPIURL), "/")
 	return s
 }
 
@@ -81,12 +93,16 @@ func (s *Settings) RegisterFlags(fs *pflag.FlagSet) {
 		"bytes of segments, init files and playlists the router keeps in memory (proxy mode); 0 disables the shield")
 	f.Duration(&s.PlaylistTTL, VarPlaylistTTL, d.PlaylistTTL,
 		"longest a playlist is served from the router's memory (never longer than the origin's max-age)")
+	s.Storage.RegisterFlags(fs)
+	f.String(&s.APIURL, conf.APIURL, d.APIURL, "management API base URL, asked for the facts of a recorded asset (VOD playback)")
 }
 
-// LoadSecrets reads the playback keys from the environment (lookup is
-// os.LookupEnv in production).
+// LoadSecrets reads the playback keys, the worker secret and the storage
+// credentials from the environment (lookup is os.LookupEnv in production).
 func (s *Settings) LoadSecrets(lookup func(string) (string, bool)) {
 	s.PlaybackKeys = conf.Secret(lookup, conf.PlaybackKeys)
+	s.WorkerSecret = conf.Secret(lookup, conf.WorkerSecret)
+	s.Storage.LoadSecrets(lookup)
 }
 
 // Validate checks settings that went through WithDefaults.
@@ -99,6 +115,8 @@ func (s Settings) Validate() error {
 		conf.Range(VarNegativeTTL, s.NegativeTTL, time.Millisecond, time.Minute),
 		conf.Range(VarCacheSize, s.CacheSize, 0, 64<<30),
 		conf.Range(VarPlaylistTTL, s.PlaylistTTL, time.Millisecond, 10*time.Second),
+		s.Storage.Validate(),
+		conf.HTTPURL(conf.APIURL, s.APIURL),
 	}
 	if s.PlaybackKeys != "" {
 		if _, err := playback.ParseKeys(s.PlaybackKeys); err != nil {
@@ -108,9 +126,26 @@ func (s Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
+// OpenStore opens the recordings store VOD playback reads from, or returns
+// nil when the worker secret is unset (VOD playback is off: the router
+// cannot ask the API about assets, so it does not need the store either).
+func (s Settings) OpenStore(ctx context.Context) (storage.Store, error) {
+	s = s.WithDefaults()
+	if s.WorkerSecret == "" {
+		return nil, nil
+	}
+	st, err := storage.Open(ctx, s.Storage.URL, storage.Options{
+		AccessKeyID: s.Storage.AccessKeyID, SecretAccessKey: s.Storage.SecretAccessKey,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s %s: %w", conf.StorageURL.Env, storage.Redact(s.Storage.URL), err)
+	}
+	return st, nil
+}
+
 // Config builds the Router configuration from the settings (completed with
-// their defaults and validated). The caller owns the returned Redis client
-// and closes it after the router stopped.
+// their defaults and validated), without the store (OpenStore). The caller
+// owns the returned Redis client and closes it after the router stopped.
 func (s Settings) Config(log *slog.Logger, reg *prometheus.Registry) (Config, *redis.Client, error) {
 	s = s.WithDefaults()
 	if err := s.Validate(); err != nil {
@@ -131,5 +166,6 @@ func (s Settings) Config(log *slog.Logger, reg *prometheus.Registry) (Config, *r
 		Redis: rdb, Prefix: s.Redis.Prefix, Mode: s.Mode, CacheTTL: s.CacheTTL, NegativeTTL: s.NegativeTTL,
 		Signer: signer, TrustForwardedFor: s.TrustForwardedFor, Logger: log, Registry: reg,
 		ShieldSize: s.CacheSize, PlaylistTTL: s.PlaylistTTL,
+		APIURL: s.APIURL, WorkerSecret: s.WorkerSecret,
 	}, rdb, nil
 }

@@ -54,11 +54,45 @@ func TestSettings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, router.Settings{Addr: router.DefaultAddr, Redis: conf.Redis{}.WithDefaults(), Mode: router.ModeProxy,
 		CacheTTL: router.DefaultCacheTTL, NegativeTTL: router.DefaultNegativeTTL,
-		CacheSize: router.DefaultShieldSize, PlaylistTTL: router.DefaultPlaylistTTL}, d)
+		CacheSize: router.DefaultShieldSize, PlaylistTTL: router.DefaultPlaylistTTL,
+		Storage: conf.Storage{URL: conf.DefaultStorageURL}, APIURL: conf.DefaultAPIURL}, d)
+	store, err := d.OpenStore(t.Context())
+	require.NoError(t, err)
+	require.Nil(t, store, "without the worker secret VOD playback is off and no store is opened")
 	off, err := load(t, []string{"--cache-size", "0"}, map[string]string{"DIONYSIA_ROUTER_PLAYLIST_TTL": "250ms"})
 	require.NoError(t, err)
 	require.Zero(t, off.CacheSize, "0 disables the shield")
 	require.Equal(t, 250*time.Millisecond, off.PlaylistTTL)
+}
+
+func TestSettingsVOD(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := load(t, []string{"--storage-url", "file://" + dir + "/rec"}, map[string]string{
+		"DIONYSIA_API_URL":       "http://10.0.0.5:8080/",
+		"DIONYSIA_WORKER_SECRET": " s3cret\n",
+		"DIONYSIA_STORAGE_URL":   "file:///nowhere", // loses to the flag
+	})
+	require.NoError(t, err)
+	require.Equal(t, "file://"+dir+"/rec", s.Storage.URL)
+	require.Equal(t, "http://10.0.0.5:8080", s.APIURL)
+	require.Equal(t, "s3cret", s.WorkerSecret, "trimmed like every secret")
+	cfg, rdb, err := s.Config(nil, nil)
+	require.NoError(t, err)
+	defer rdb.Close()
+	require.Equal(t, "http://10.0.0.5:8080", cfg.APIURL)
+	require.Equal(t, s.WorkerSecret, cfg.WorkerSecret)
+	store, err := s.OpenStore(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "file://"+dir+"/rec", store.String())
+
+	s3, err := load(t, nil, map[string]string{
+		"DIONYSIA_STORAGE_URL":               "s3://recordings/vod?endpoint=http://127.0.0.1:1",
+		"DIONYSIA_STORAGE_ACCESS_KEY_ID":     "AK",
+		"DIONYSIA_STORAGE_SECRET_ACCESS_KEY": "SK",
+	})
+	require.NoError(t, err)
+	require.Equal(t, conf.Storage{URL: "s3://recordings/vod?endpoint=http://127.0.0.1:1", AccessKeyID: "AK", SecretAccessKey: "SK"}, s3.Storage)
 }
 
 func TestSettingsRefuseBadValuesNamingTheVariable(t *testing.T) {
@@ -75,6 +109,9 @@ func TestSettingsRefuseBadValuesNamingTheVariable(t *testing.T) {
 		"cache size": {"DIONYSIA_ROUTER_CACHE_SIZE", "-1", `DIONYSIA_ROUTER_CACHE_SIZE="-1" (--cache-size): must be between 0 and`},
 		"cache unit": {"DIONYSIA_ROUTER_CACHE_SIZE", "256MiB", `DIONYSIA_ROUTER_CACHE_SIZE="256MiB"`},
 		"playlist":   {"DIONYSIA_ROUTER_PLAYLIST_TTL", "1m", `DIONYSIA_ROUTER_PLAYLIST_TTL="1m0s" (--playlist-ttl): must be between 1ms and 10s`},
+		"storage":    {"DIONYSIA_STORAGE_URL", "/var/rec", `DIONYSIA_STORAGE_URL="/var/rec" (--storage-url): must be file:///absolute/dir or s3://`},
+		"api url":    {"DIONYSIA_API_URL", "api:8080", `DIONYSIA_API_URL="api:8080" (--api-url): must be an absolute http(s) URL`},
+		"half creds": {"DIONYSIA_STORAGE_ACCESS_KEY_ID", "AK", "DIONYSIA_STORAGE_ACCESS_KEY_ID and DIONYSIA_STORAGE_SECRET_ACCESS_KEY must be set together"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -11,6 +11,12 @@
 // wants a worker but has no live owner (the failover window) is 503 with
 // Retry-After; an unreachable origin triggers one fresh lookup and then a
 // quick 502, never a hang.
+//
+// GET|HEAD /vod/{asset_id}[/t/{token}]/{file} serves a recorded asset
+// straight from the recordings store (vod.go): the asset's facts (stream,
+// status, policy, thumbnails) come from the API and are cached (vodcache.go),
+// signed assets need a token for their stream, and only ready assets are
+// served, immutable, with byte ranges.
 package router
 
 import (
@@ -24,12 +30,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -105,6 +113,22 @@ type Config struct {
 	// PlaylistTTL is the longest a playlist is kept by the shield (never
 	// longer than the origin's max-age); default DefaultPlaylistTTL.
 	PlaylistTTL time.Duration
+
+	// VOD playback (vod.go). Store is the recordings store /vod/ reads
+	// from; nil disables VOD playback (/vod/ answers 503). With a Store,
+	// APIURL and WorkerSecret are required: the asset facts come from
+	// GET {APIURL}/internal/v1/assets/{id}/playback.
+	Store        storage.Store
+	APIURL       string
+	WorkerSecret string
+	// APIClient sends those requests; default a client with a 5 s timeout.
+	APIClient *http.Client
+	// How long an asset's facts are cached: ready (default 30 s; at most
+	// 5 s when its stream's policy is public, so that a switch to signed
+	// applies soon), not ready (default 2 s), unknown (default 1 s).
+	VODReadyTTL, VODPendingTTL, VODNegativeTTL time.Duration
+	// VODCacheSize bounds the assets cached (LRU); default 10000.
+	VODCacheSize int
 }
 
 // Validate checks the configuration.
@@ -123,6 +147,17 @@ func (c Config) Validate() error {
 			return fmt.Errorf("router: %w", err)
 		}
 	}
+	if c.Store != nil {
+		if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("router: VOD playback needs the API's base URL, got %q", c.APIURL)
+		}
+		if c.WorkerSecret == "" {
+			return errors.New("router: VOD playback needs the worker secret")
+		}
+	}
+	if c.VODReadyTTL < 0 || c.VODPendingTTL < 0 || c.VODNegativeTTL < 0 || c.VODCacheSize < 0 {
+		return errors.New("router: VOD cache lifetimes and size must not be negative")
+	}
 	return nil
 }
 
@@ -134,6 +169,7 @@ type Router struct {
 	store     *ownership.Store
 	cache     *stateCache
 	shield    *shield // nil: disabled
+	vod       *vod    // nil: VOD playback disabled
 	transport *http.Transport
 	mux       *http.ServeMux
 	bufs      sync.Pool
@@ -200,6 +236,10 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Mode == ModeProxy && cfg.ShieldSize > 0 {
 		rt.shield = newShield(cfg.ShieldSize, cfg.PlaylistTTL)
 		collectors = append(collectors, rt.shield.collectors()...)
+	}
+	if cfg.Store != nil {
+		rt.vod = newVOD(cfg)
+		collectors = append(collectors, rt.vod.collectors()...)
 	}
 	for _, c := range collectors {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -289,6 +329,10 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.live(w, r)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, playback.VODPrefix) {
+		rt.serveVOD(w, r)
+		return
+	}
 	rt.mux.ServeHTTP(w, r)
 }
 
@@ -303,17 +347,26 @@ func (rt *Router) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
-func (rt *Router) live(w http.ResponseWriter, r *http.Request) {
+// playbackMethod sets the CORS headers and answers preflights and methods
+// other than GET and HEAD; it reports whether the request goes on.
+func (rt *Router) playbackMethod(w http.ResponseWriter, r *http.Request) bool {
 	cors.Set(w.Header())
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
+		return true
 	case http.MethodOptions:
 		cors.Preflight(w)
 		rt.requests.WithLabelValues(OutcomePreflight).Inc()
-		return
+		return false
 	default:
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		rt.problem(w, http.StatusMethodNotAllowed, OutcomeMethod, "only GET, HEAD and OPTIONS are allowed")
+		return false
+	}
+}
+
+func (rt *Router) live(w http.ResponseWriter, r *http.Request) {
+	if !rt.playbackMethod(w, r) {
 		return
 	}
 	p, err := playback.ParsePath(r.URL.EscapedPath())
