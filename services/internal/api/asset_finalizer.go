@@ -44,8 +44,11 @@ type AssetFinalizer struct {
 	kicks chan uuid.UUID
 }
 
-// NewAssetFinalizer returns a finalizer with its defaults.
+// NewAssetFinalizer returns a finalizer with its defaults (log nil: discard).
 func NewAssetFinalizer(st *store.Store, objects storage.Store, data EventData, log *slog.Logger) *AssetFinalizer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &AssetFinalizer{Store: st, Objects: objects, Data: data, Interval: DefaultFinalizeInterval,
 		Timeout: DefaultBuildTimeout, Logger: log, kicks: make(chan uuid.UUID, 64)}
 }

@@ -25,7 +25,7 @@ type AssetRetention struct {
 	Objects  storage.Store
 	Data     EventData
 	Interval time.Duration // default DefaultRetentionInterval
-	Logger   *slog.Logger
+	Logger   *slog.Logger  // nil: discard
 }
 
 // Run deletes expired assets at once, then every Interval, until ctx ends.
@@ -65,7 +65,7 @@ func (r *AssetRetention) DeleteExpired(ctx context.Context) int {
 			}
 			if ok {
 				n++
-				r.Logger.InfoContext(ctx, "deleted an expired asset", "asset_id", a.ID, "stream_id", a.StreamID,
+				r.logger().InfoContext(ctx, "deleted an expired asset", "asset_id", a.ID, "stream_id", a.StreamID,
 					"delete_after", a.DeleteAfter)
 			}
 		}
@@ -78,6 +78,13 @@ func (r *AssetRetention) DeleteExpired(ctx context.Context) int {
 
 func (r *AssetRetention) warn(ctx context.Context, msg string, err error) {
 	if ctx.Err() == nil {
-		r.Logger.WarnContext(ctx, msg, "err", err)
+		r.logger().WarnContext(ctx, msg, "err", err)
 	}
+}
+
+func (r *AssetRetention) logger() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
 }

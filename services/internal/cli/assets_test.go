@@ -35,6 +35,8 @@ func TestStreamRecordingFlags(t *testing.T) {
 
 	_, _, err := b.run("", "streams", "update", s.ID.String(), "--dvr-window", "99999")
 	require.ErrorContains(t, err, "dvr_window_s")
+	_, _, err = b.run("", "streams", "update", s.ID.String(), "--delete-after-days", "3")
+	require.ErrorContains(t, err, "--delete-after-days needs --record")
 	_, _, err = b.run("", "streams", "update", s.ID.String(), "--record", "sometimes")
 	require.ErrorContains(t, err, "recording.mode")
 }

@@ -88,14 +88,9 @@ func (f *streamFlags) update(fs *pflag.FlagSet) apiv1.StreamUpdate {
 	if set("disabled") {
 		u.Disabled = &f.disabled
 	}
-	if set("record") || set("delete-after-days") {
+	if set("record") {
+		// The API replaces the setting as a whole (mode and retention).
 		r := &apiv1.RecordingSetting{Mode: &f.record}
-		if !set("record") {
-			// The API replaces the setting as a whole: retention alone
-			// means recording.
-			mode := "automatic"
-			r.Mode = &mode
-		}
 		if f.deleteAfterDays != 0 {
 			r.DeleteAfterDays = &f.deleteAfterDays
 		}
@@ -108,6 +103,14 @@ func (f *streamFlags) update(fs *pflag.FlagSet) apiv1.StreamUpdate {
 		u.ThumbnailIntervalS = &f.thumbInterval
 	}
 	return u
+}
+
+// check refuses flags that only make sense together.
+func (f *streamFlags) check(fs *pflag.FlagSet) error {
+	if fs.Changed("delete-after-days") && !fs.Changed("record") {
+		return fmt.Errorf("--delete-after-days needs --record: the recording setting (mode and retention) is set as a whole")
+	}
+	return nil
 }
 
 // streamFieldFlags are the flags registered by streamFlags.register.
@@ -275,6 +278,9 @@ func newStreamsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cf.check(cmd.Flags()); err != nil {
+				return err
+			}
 			u := cf.update(cmd.Flags())
 			req := apiv1.StreamCreate{Name: cf.name, Profile: u.Profile, Outputs: u.Outputs, Hardware: u.Hardware,
 				PlaybackPolicy: u.PlaybackPolicy, SegmentDuration: u.SegmentDuration, PlaylistWindowSize: u.PlaylistWindowSize, Disabled: u.Disabled,
@@ -342,6 +348,9 @@ func newStreamsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cc)
 			if err != nil {
+				return err
+			}
+			if err := uf.check(cmd.Flags()); err != nil {
 				return err
 			}
 			u := uf.update(cmd.Flags())
