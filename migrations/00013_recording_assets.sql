@@ -30,6 +30,7 @@ CREATE TABLE assets (
     -- When a replica claimed the build (NULL: not claimed). A claim older than
     -- the build timeout is taken over; reports are refused once it is claimed.
     build_claimed_at  timestamptz,
+    build_attempts    integer          NOT NULL DEFAULT 0, -- claims so far; a failed build is retried a few times
     duration_s        double precision NOT NULL DEFAULT 0,
     size_bytes        bigint           NOT NULL DEFAULT 0,
     lost_s            double precision NOT NULL DEFAULT 0,

@@ -22,6 +22,12 @@ const (
 	// replica died building) is taken over by another.
 	DefaultBuildTimeout = 10 * time.Minute
 	finalizeBatch       = 4
+	// DefaultBuildAttempts is how many times a build that failed (the store
+	// unreachable, say) is tried before the asset is failed.
+	DefaultBuildAttempts = 5
+	// DefaultRetryDelay is the wait before the first retry; it grows
+	// linearly with the attempts.
+	DefaultRetryDelay = 10 * time.Second
 )
 
 // AssetFinalizer builds the assets whose session is over (docs/recording.md):
@@ -30,15 +36,18 @@ const (
 // due asset is claimed by one of them (store.ClaimDueAssets). A final report
 // kicks it (Kick) instead of waiting for the next pass.
 //
-// vod.Build writes the VOD files; its result makes the asset ready and its
-// error (or no segment at all) failed, each with its event in the same
-// transaction as the status.
+// vod.Build writes the VOD files; its result makes the asset ready. Its
+// error is retried (Attempts builds, Retry apart and more) before the asset
+// is failed; no segment at all fails it at once. Ready and failed are
+// recorded with their event in the same transaction as the status.
 type AssetFinalizer struct {
 	Store    *store.Store
 	Objects  storage.Store
 	Data     EventData
 	Interval time.Duration // default DefaultFinalizeInterval
 	Timeout  time.Duration // default DefaultBuildTimeout
+	Attempts int           // builds tried before the asset fails; default DefaultBuildAttempts
+	Retry    time.Duration // wait before the first retry; default DefaultRetryDelay
 	Logger   *slog.Logger
 
 	kicks chan uuid.UUID
@@ -50,7 +59,8 @@ func NewAssetFinalizer(st *store.Store, objects storage.Store, data EventData, l
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &AssetFinalizer{Store: st, Objects: objects, Data: data, Interval: DefaultFinalizeInterval,
-		Timeout: DefaultBuildTimeout, Logger: log, kicks: make(chan uuid.UUID, 64)}
+		Timeout: DefaultBuildTimeout, Attempts: DefaultBuildAttempts, Retry: DefaultRetryDelay, Logger: log,
+		kicks: make(chan uuid.UUID, 64)}
 }
 
 // Kick asks Run to build an asset now if it is due (a final report came).
@@ -143,7 +153,18 @@ func (f *AssetFinalizer) build(ctx context.Context, a store.Asset) bool {
 		if ctx.Err() != nil {
 			return false // stopping: another pass (here or elsewhere) builds it again
 		}
-		return f.fail(ctx, log, a, fmt.Sprintf("building the VOD files: %v", err), lostS, size)
+		reason := fmt.Sprintf("building the VOD files: %v", err)
+		if a.BuildAttempts < f.Attempts {
+			delay := time.Duration(a.BuildAttempts) * f.Retry
+			if _, _, rerr := f.Store.RetryAssetBuild(ctx, a.ID, reason, delay); rerr != nil {
+				f.warn(ctx, "giving a failed build back; it is retried when its claim times out", rerr)
+				return false
+			}
+			log.WarnContext(ctx, "building a recording failed; retrying", "attempt", a.BuildAttempts, "of", f.Attempts,
+				"retry_in", delay, "err", err)
+			return false
+		}
+		return f.fail(ctx, log, a, reason, lostS, size)
 	}
 	built := store.AssetBuilt{DurationS: res.DurationS, SizeBytes: res.SizeBytes, LostS: res.LostS, Poster: res.Poster}
 	for _, r := range res.Renditions {

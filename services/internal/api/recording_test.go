@@ -11,11 +11,14 @@ import (
 
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/storage"
+	"github.com/dionysia/dionysia/pkg/testkit"
 	"github.com/dionysia/dionysia/services/internal/api"
 	"github.com/dionysia/dionysia/services/internal/apiv1"
 	"github.com/dionysia/dionysia/services/internal/edgeapi"
 	"github.com/dionysia/dionysia/services/internal/event"
 	"github.com/dionysia/dionysia/services/internal/ingest"
+	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
@@ -393,4 +396,48 @@ func TestDeletingARecordingStreamKeepsItsAsset(t *testing.T) {
 	var vp job.VODPlayback
 	r.decode(t, &vp)
 	require.Equal(t, "signed", vp.PlaybackPolicy, "the stream is gone: fail closed")
+}
+
+func TestAssetBuildRetriesThenFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	// A store nobody answers at: every build fails.
+	down, err := storage.Open(ctx, fmt.Sprintf("s3://recordings?endpoint=http://127.0.0.1:%d", testkit.FreePort(t)), storage.Options{})
+	require.NoError(t, err)
+	finalizer := api.NewAssetFinalizer(b.st, down, api.EventData{Public: b.cfg.Public}, nil)
+	finalizer.Attempts, finalizer.Retry = 2, time.Millisecond
+
+	sessionID := uuid.New()
+	a, err := b.st.CreateSessionAsset(ctx, uuid.New(), sessionID, nil)
+	require.NoError(t, err)
+	_, err = b.st.AddRecorded(ctx, store.Recorded{AssetID: a.ID, Token: 1, Final: true, Objects: []job.RecordedObject{{Kind: job.ObjectSegment,
+		Rendition: "720p", Key: job.AssetPrefix(a.ID) + "720p/1-1.m4s", Size: 10, DurationS: 2, Start: time.Now()}}})
+	require.NoError(t, err)
+	_, ok, err := b.st.EndSessionAsset(ctx, sessionID, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// The first failure is retried: the asset stays processing, takes
+	// reports again, and says what went wrong.
+	require.Zero(t, finalizer.FinalizeDue(ctx))
+	got, err := b.st.GetAsset(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, job.AssetProcessing, got.Status)
+	require.Equal(t, 1, got.BuildAttempts)
+	require.True(t, got.Recording())
+	require.Contains(t, *got.FailureReason, "building the VOD files")
+
+	// The last attempt fails it, with recording.failed.
+	require.Eventually(t, func() bool {
+		finalizer.FinalizeDue(ctx)
+		a, _ := b.st.GetAsset(ctx, a.ID)
+		return a.Status == job.AssetFailed
+	},
+		30*time.Second, 10*time.Millisecond)
+	got, err = b.st.GetAsset(ctx, a.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, got.BuildAttempts)
+	require.Contains(t, *got.FailureReason, "building the VOD files")
+	require.Equal(t, []string{event.RecordingFailed}, typesOf(b.events("/api/v1/events?type=recording.").Data))
 }

@@ -30,12 +30,14 @@ type Asset struct {
 	// BuildClaimedAt is when a replica started building it (nil: not yet);
 	// reports are refused from then on.
 	BuildClaimedAt *time.Time
-	DurationS      float64
-	SizeBytes      int64
-	LostS          float64
-	FailureReason  *string
-	Renditions     []AssetRendition
-	Poster         string // key of the poster, "" for none
+	// BuildAttempts counts the builds claimed so far.
+	BuildAttempts int
+	DurationS     float64
+	SizeBytes     int64
+	LostS         float64
+	FailureReason *string
+	Renditions    []AssetRendition
+	Poster        string // key of the poster, "" for none
 	// DeleteAfterDays is the stream's retention when the asset started;
 	// DeleteAfter is when retention deletes it (nil: never).
 	DeleteAfterDays *int
@@ -66,7 +68,7 @@ type AssetRendition struct {
 
 func assetFromRow(r dbq.Asset) (Asset, error) {
 	a := Asset{ID: r.ID, StreamID: r.StreamID, Status: r.Status, CreatedAt: r.CreatedAt, EndedAt: r.EndedAt,
-		ReadyAt: r.ReadyAt, FinalizeAfter: r.FinalizeAfter, BuildClaimedAt: r.BuildClaimedAt, DurationS: r.DurationS, SizeBytes: r.SizeBytes,
+		ReadyAt: r.ReadyAt, FinalizeAfter: r.FinalizeAfter, BuildClaimedAt: r.BuildClaimedAt, BuildAttempts: int(r.BuildAttempts), DurationS: r.DurationS, SizeBytes: r.SizeBytes,
 		LostS: r.LostS, FailureReason: r.FailureReason, Poster: deref(r.Poster),
 		DeleteAfterDays: intPtr(r.DeleteAfterDays), DeleteAfter: r.DeleteAfter, DeletedAt: r.DeletedAt,
 		LastToken: r.LastToken, FinalToken: r.FinalToken, UpdatedAt: r.UpdatedAt}
@@ -457,4 +459,19 @@ func (s *Store) EndStreamAssets(ctx context.Context, streamID uuid.UUID, delay t
 		return 0, fmt.Errorf("ending the assets of stream %s: %w", streamID, interpretError(err))
 	}
 	return len(ids), nil
+}
+
+// RetryAssetBuild gives a failed build's claim back, to be claimed again
+// delay from now, and keeps the reason; ok is false when the asset is not
+// processing any more.
+func (s *Store) RetryAssetBuild(ctx context.Context, id uuid.UUID, reason string, delay time.Duration) (Asset, bool, error) {
+	row, err := s.q.RetryAssetBuild(ctx, dbq.RetryAssetBuildParams{ID: id, DelayMs: delay.Milliseconds(), FailureReason: &reason})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Asset{}, false, nil
+	}
+	a, err := assetFrom(ctx, s.q, row, err)
+	if err != nil {
+		return Asset{}, false, fmt.Errorf("giving the build of asset %s back: %w", id, err)
+	}
+	return a, true, nil
 }

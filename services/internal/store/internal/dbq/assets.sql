@@ -80,7 +80,7 @@ RETURNING *;
 -- Claims the processing assets due to be built. Several API replicas may run
 -- this at once: each asset is claimed by one; a claim older than the build
 -- timeout (a replica that died building) is taken over.
-UPDATE assets SET build_claimed_at = now(), updated_at = now()
+UPDATE assets SET build_claimed_at = now(), build_attempts = build_attempts + 1, updated_at = now()
 WHERE id IN (SELECT due.id FROM assets due
              WHERE due.status = 'processing' AND due.finalize_after <= now()
                AND (due.build_claimed_at IS NULL
@@ -92,7 +92,7 @@ RETURNING *;
 
 -- name: ClaimAsset :one
 -- Claims the build of one asset if it is due and not claimed (or its claim timed out).
-UPDATE assets SET build_claimed_at = now(), updated_at = now()
+UPDATE assets SET build_claimed_at = now(), build_attempts = build_attempts + 1, updated_at = now()
 WHERE id = sqlc.arg(id) AND status = 'processing' AND finalize_after <= now()
   AND (build_claimed_at IS NULL OR build_claimed_at < now() - sqlc.arg(timeout_ms)::bigint * interval '1 millisecond')
 RETURNING *;
@@ -101,6 +101,7 @@ RETURNING *;
 UPDATE assets SET
     status         = 'ready',
     ready_at       = now(),
+    failure_reason = NULL, -- a retried build's earlier error
     duration_s     = sqlc.arg(duration_s),
     size_bytes     = sqlc.arg(size_bytes),
     lost_s         = sqlc.arg(lost_s),
@@ -147,3 +148,14 @@ UPDATE assets SET
     updated_at     = now()
 WHERE stream_id = sqlc.arg(stream_id) AND status = 'recording'
 RETURNING id;
+
+-- name: RetryAssetBuild :one
+-- A build failed and is retried after the delay: the claim is given back
+-- (reports are accepted again meanwhile) and the reason kept.
+UPDATE assets SET
+    build_claimed_at = NULL,
+    finalize_after   = now() + sqlc.arg(delay_ms)::bigint * interval '1 millisecond',
+    failure_reason   = sqlc.arg(failure_reason),
+    updated_at       = now()
+WHERE id = sqlc.arg(id) AND status = 'processing'
+RETURNING *;

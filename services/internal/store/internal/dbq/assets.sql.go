@@ -13,10 +13,10 @@ import (
 )
 
 const claimAsset = `-- name: ClaimAsset :one
-UPDATE assets SET build_claimed_at = now(), updated_at = now()
+UPDATE assets SET build_claimed_at = now(), build_attempts = build_attempts + 1, updated_at = now()
 WHERE id = $1 AND status = 'processing' AND finalize_after <= now()
   AND (build_claimed_at IS NULL OR build_claimed_at < now() - $2::bigint * interval '1 millisecond')
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type ClaimAssetParams struct {
@@ -37,6 +37,7 @@ func (q *Queries) ClaimAsset(ctx context.Context, arg ClaimAssetParams) (Asset, 
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -54,7 +55,7 @@ func (q *Queries) ClaimAsset(ctx context.Context, arg ClaimAssetParams) (Asset, 
 }
 
 const claimDueAssets = `-- name: ClaimDueAssets :many
-UPDATE assets SET build_claimed_at = now(), updated_at = now()
+UPDATE assets SET build_claimed_at = now(), build_attempts = build_attempts + 1, updated_at = now()
 WHERE id IN (SELECT due.id FROM assets due
              WHERE due.status = 'processing' AND due.finalize_after <= now()
                AND (due.build_claimed_at IS NULL
@@ -62,7 +63,7 @@ WHERE id IN (SELECT due.id FROM assets due
              ORDER BY due.finalize_after
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type ClaimDueAssetsParams struct {
@@ -91,6 +92,7 @@ func (q *Queries) ClaimDueAssets(ctx context.Context, arg ClaimDueAssetsParams) 
 			&i.ReadyAt,
 			&i.FinalizeAfter,
 			&i.BuildClaimedAt,
+			&i.BuildAttempts,
 			&i.DurationS,
 			&i.SizeBytes,
 			&i.LostS,
@@ -131,7 +133,7 @@ UPDATE assets SET
                           ELSE now() + $1::bigint * interval '1 millisecond' END,
     updated_at     = now()
 WHERE id = $2 AND status = 'recording'
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type EndAssetParams struct {
@@ -153,6 +155,7 @@ func (q *Queries) EndAsset(ctx context.Context, arg EndAssetParams) (Asset, erro
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -219,7 +222,7 @@ func (q *Queries) FirstAssetSegmentStart(ctx context.Context, assetID uuid.UUID)
 }
 
 const getAsset = `-- name: GetAsset :one
-SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets WHERE id = $1
+SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets WHERE id = $1
 `
 
 func (q *Queries) GetAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
@@ -234,6 +237,7 @@ func (q *Queries) GetAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -251,7 +255,7 @@ func (q *Queries) GetAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
 }
 
 const getAssetOfSession = `-- name: GetAssetOfSession :one
-SELECT a.id, a.stream_id, a.status, a.created_at, a.ended_at, a.ready_at, a.finalize_after, a.build_claimed_at, a.duration_s, a.size_bytes, a.lost_s, a.failure_reason, a.renditions, a.poster, a.delete_after_days, a.delete_after, a.deleted_at, a.last_token, a.final_token, a.updated_at FROM assets a JOIN asset_sessions s ON s.asset_id = a.id
+SELECT a.id, a.stream_id, a.status, a.created_at, a.ended_at, a.ready_at, a.finalize_after, a.build_claimed_at, a.build_attempts, a.duration_s, a.size_bytes, a.lost_s, a.failure_reason, a.renditions, a.poster, a.delete_after_days, a.delete_after, a.deleted_at, a.last_token, a.final_token, a.updated_at FROM assets a JOIN asset_sessions s ON s.asset_id = a.id
 WHERE s.session_id = $1
 `
 
@@ -267,6 +271,7 @@ func (q *Queries) GetAssetOfSession(ctx context.Context, sessionID uuid.UUID) (A
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -286,7 +291,7 @@ func (q *Queries) GetAssetOfSession(ctx context.Context, sessionID uuid.UUID) (A
 const insertAsset = `-- name: InsertAsset :one
 INSERT INTO assets (id, stream_id, delete_after_days)
 VALUES ($1, $2, $3)
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type InsertAssetParams struct {
@@ -307,6 +312,7 @@ func (q *Queries) InsertAsset(ctx context.Context, arg InsertAssetParams) (Asset
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -548,7 +554,7 @@ func (q *Queries) ListAssetThumbnails(ctx context.Context, assetID uuid.UUID) ([
 }
 
 const listAssets = `-- name: ListAssets :many
-SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets
+SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets
 WHERE ($1::uuid IS NULL OR stream_id = $1::uuid)
   AND ($2::uuid IS NULL OR id > $2::uuid)
 ORDER BY id
@@ -579,6 +585,7 @@ func (q *Queries) ListAssets(ctx context.Context, arg ListAssetsParams) ([]Asset
 			&i.ReadyAt,
 			&i.FinalizeAfter,
 			&i.BuildClaimedAt,
+			&i.BuildAttempts,
 			&i.DurationS,
 			&i.SizeBytes,
 			&i.LostS,
@@ -603,7 +610,7 @@ func (q *Queries) ListAssets(ctx context.Context, arg ListAssetsParams) ([]Asset
 }
 
 const listExpiredAssets = `-- name: ListExpiredAssets :many
-SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets
+SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets
 WHERE status IN ('ready', 'failed') AND delete_after <= now()
 ORDER BY delete_after
 LIMIT $1
@@ -628,6 +635,7 @@ func (q *Queries) ListExpiredAssets(ctx context.Context, maxRows int32) ([]Asset
 			&i.ReadyAt,
 			&i.FinalizeAfter,
 			&i.BuildClaimedAt,
+			&i.BuildAttempts,
 			&i.DurationS,
 			&i.SizeBytes,
 			&i.LostS,
@@ -652,7 +660,7 @@ func (q *Queries) ListExpiredAssets(ctx context.Context, maxRows int32) ([]Asset
 }
 
 const lockAsset = `-- name: LockAsset :one
-SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets WHERE id = $1 FOR UPDATE
+SELECT id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at FROM assets WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
@@ -667,6 +675,54 @@ func (q *Queries) LockAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
+		&i.DurationS,
+		&i.SizeBytes,
+		&i.LostS,
+		&i.FailureReason,
+		&i.Renditions,
+		&i.Poster,
+		&i.DeleteAfterDays,
+		&i.DeleteAfter,
+		&i.DeletedAt,
+		&i.LastToken,
+		&i.FinalToken,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const retryAssetBuild = `-- name: RetryAssetBuild :one
+UPDATE assets SET
+    build_claimed_at = NULL,
+    finalize_after   = now() + $1::bigint * interval '1 millisecond',
+    failure_reason   = $2,
+    updated_at       = now()
+WHERE id = $3 AND status = 'processing'
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+`
+
+type RetryAssetBuildParams struct {
+	DelayMs       int64
+	FailureReason *string
+	ID            uuid.UUID
+}
+
+// A build failed and is retried after the delay: the claim is given back
+// (reports are accepted again meanwhile) and the reason kept.
+func (q *Queries) RetryAssetBuild(ctx context.Context, arg RetryAssetBuildParams) (Asset, error) {
+	row := q.db.QueryRow(ctx, retryAssetBuild, arg.DelayMs, arg.FailureReason, arg.ID)
+	var i Asset
+	err := row.Scan(
+		&i.ID,
+		&i.StreamID,
+		&i.Status,
+		&i.CreatedAt,
+		&i.EndedAt,
+		&i.ReadyAt,
+		&i.FinalizeAfter,
+		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -686,7 +742,7 @@ func (q *Queries) LockAsset(ctx context.Context, id uuid.UUID) (Asset, error) {
 const setAssetDeleted = `-- name: SetAssetDeleted :one
 UPDATE assets SET status = 'deleted', deleted_at = now(), delete_after = NULL, updated_at = now()
 WHERE id = $1 AND status <> 'deleted'
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 func (q *Queries) SetAssetDeleted(ctx context.Context, id uuid.UUID) (Asset, error) {
@@ -701,6 +757,7 @@ func (q *Queries) SetAssetDeleted(ctx context.Context, id uuid.UUID) (Asset, err
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -726,7 +783,7 @@ UPDATE assets SET
     delete_after   = CASE WHEN delete_after_days IS NULL THEN NULL ELSE now() + delete_after_days * interval '1 day' END,
     updated_at     = now()
 WHERE id = $4 AND status = 'processing'
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type SetAssetFailedParams struct {
@@ -753,6 +810,7 @@ func (q *Queries) SetAssetFailed(ctx context.Context, arg SetAssetFailedParams) 
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,
@@ -773,6 +831,7 @@ const setAssetReady = `-- name: SetAssetReady :one
 UPDATE assets SET
     status         = 'ready',
     ready_at       = now(),
+    failure_reason = NULL, -- a retried build's earlier error
     duration_s     = $1,
     size_bytes     = $2,
     lost_s         = $3,
@@ -781,7 +840,7 @@ UPDATE assets SET
     delete_after   = CASE WHEN delete_after_days IS NULL THEN NULL ELSE now() + delete_after_days * interval '1 day' END,
     updated_at     = now()
 WHERE id = $6 AND status = 'processing'
-RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
+RETURNING id, stream_id, status, created_at, ended_at, ready_at, finalize_after, build_claimed_at, build_attempts, duration_s, size_bytes, lost_s, failure_reason, renditions, poster, delete_after_days, delete_after, deleted_at, last_token, final_token, updated_at
 `
 
 type SetAssetReadyParams struct {
@@ -812,6 +871,7 @@ func (q *Queries) SetAssetReady(ctx context.Context, arg SetAssetReadyParams) (A
 		&i.ReadyAt,
 		&i.FinalizeAfter,
 		&i.BuildClaimedAt,
+		&i.BuildAttempts,
 		&i.DurationS,
 		&i.SizeBytes,
 		&i.LostS,

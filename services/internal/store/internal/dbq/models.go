@@ -32,6 +32,7 @@ type Asset struct {
 	ReadyAt         *time.Time
 	FinalizeAfter   *time.Time
 	BuildClaimedAt  *time.Time
+	BuildAttempts   int32
 	DurationS       float64
 	SizeBytes       int64
 	LostS           float64
