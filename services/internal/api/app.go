@@ -15,6 +15,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/ingest"
@@ -39,6 +40,9 @@ type Deps struct {
 	// routers; empty means conf.DefaultRedisPrefix (what they use). Tests set
 	// their own to stay apart.
 	RedisPrefix string
+	// Objects is the object store of recordings (conf.Storage): the VOD
+	// files of built assets go there, deleted assets leave it.
+	Objects storage.Store
 	// Registry receives every component's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -55,6 +59,8 @@ type App struct {
 	ingest     *ingest.Service // nil without an edge secret
 	deliverer  *webhook.Deliverer
 	pruner     *EventPruner
+	finalizer  *AssetFinalizer
+	retention  *AssetRetention
 }
 
 // NewApp constructs the API's components; it starts nothing. cfg is
@@ -120,15 +126,25 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 		log.Warn(config.VarAllowPrivateTargets.Env + " is set: webhooks may reach loopback, private and link-local addresses")
 	}
 
+	// Recordings: the finalizer builds the assets whose session is over,
+	// retention deletes the expired ones (docs/recording.md).
+	if d.Objects == nil {
+		return nil, fmt.Errorf("api: Objects (the object store of recordings) is required")
+	}
+	data := EventData{Public: cfg.Public}
+	finalizer := NewAssetFinalizer(d.Store, d.Objects, data, log)
+	retention := &AssetRetention{Store: d.Store, Objects: d.Objects, Data: data, Logger: log}
+
 	// The HTTP server: /api/v1, /internal/v1, health and metrics.
 	srv, err := NewServer(cfg, ServerDeps{Store: d.Store, Pool: d.Pool, Redis: d.Redis, Fleet: workers, Owners: owners, Ingest: ing,
-		Signer: signer, Registry: d.Registry, Logger: log})
+		Signer: signer, Objects: d.Objects, Finalizer: finalizer, Registry: d.Registry, Logger: log})
 	if err != nil {
 		return nil, err
 	}
 	// The event log's retention.
 	pruner := &EventPruner{Store: d.Store, Retention: cfg.EventRetention, Logger: log}
-	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner, deliverer: deliverer}, nil
+	return &App{cfg: cfg, log: log, server: srv, dispatcher: disp, ingest: ing, pruner: pruner, deliverer: deliverer,
+		finalizer: finalizer, retention: retention}, nil
 }
 
 // lastHeartbeat looks a worker's last heartbeat up in the fleet: where a
@@ -168,13 +184,15 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // RunBackground runs the dispatch watchdog, the ingest lifecycle's worker
-// stops, the event log's pruner and the webhook delivery worker until ctx
-// ends. Run runs it; tests that serve Handler themselves run it too.
+// stops, the event log's pruner, the webhook delivery worker, the asset
+// finalizer and the asset retention until ctx ends. Run runs it; tests that serve Handler themselves run it too.
 func (a *App) RunBackground(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = a.dispatcher.Run(ctx) })
 	wg.Go(func() { _ = a.pruner.Run(ctx) })
 	wg.Go(func() { _ = a.deliverer.Run(ctx) })
+	wg.Go(func() { _ = a.finalizer.Run(ctx) })
+	wg.Go(func() { _ = a.retention.Run(ctx) })
 	if a.ingest != nil {
 		wg.Go(func() { _ = a.ingest.Run(ctx) })
 	}

@@ -54,13 +54,21 @@ func setupIngest(t *testing.T) *ingestBundle {
 // setupIngestWithGrace is setupIngest with the reconnect grace.
 func setupIngestWithGrace(t *testing.T, grace time.Duration) *ingestBundle {
 	t.Helper()
+	return setupIngestBackground(t, grace, false)
+}
+
+// setupIngestBackground is setupIngestWithGrace that also runs the
+// background loops (dispatch, worker stops, asset finalizer...) when
+// background is set.
+func setupIngestBackground(t *testing.T, grace time.Duration, background bool) *ingestBundle {
+	t.Helper()
 	// asynq has no key prefix: the test gets a Redis database of its own.
 	r := testkit.RedisDatabase(t)
 	rdb, prefix := r.Client, r.Prefix
 	b := &ingestBundle{rdb: rdb, prefix: prefix, insp: asynq.NewInspectorFromRedisClient(rdb),
 		owners: ownership.New(rdb, ownership.Config{Prefix: prefix}), stops: job.StopSignal{Redis: rdb, Prefix: prefix}}
 	b.testBundle = setup(t, bundleOpts{redis: rdb, redisPrefix: prefix, edgeSecret: edgeSecret, workerSecret: workerSecret,
-		playbackKeys: playbackKeys, dispatch: config.Dispatch{ReconnectGrace: grace}})
+		playbackKeys: playbackKeys, dispatch: config.Dispatch{ReconnectGrace: grace}, background: background})
 	b.kickSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !edgeapi.CheckSecret(r, edgeSecret) || r.URL.Path != edgeapi.KickPath {
 			http.Error(w, "no", http.StatusUnauthorized)

@@ -26,6 +26,8 @@ func (s *Server) internalRoutes(g *echo.Group) {
 	g.POST("/sessions/:id/events", s.sessionEvent, worker)
 	g.GET("/sessions/:id/source", s.sessionSource, worker)
 	g.POST("/sessions/:id/health", s.sessionHealth, worker)
+	g.POST("/sessions/:id/recording", s.sessionRecording, worker)
+	g.GET("/assets/:id/playback", s.assetPlayback, worker)
 }
 
 // requireSecret checks the caller's shared secret in constant time: 503 when

@@ -26,6 +26,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/netguard"
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/playback"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/health"
 	"github.com/dionysia/dionysia/services/internal/ingest"
@@ -55,6 +56,12 @@ type ServerDeps struct {
 	Ingest *ingest.Service
 	// Signer mints playback tokens; nil without playback keys (503).
 	Signer *playback.Signer
+	// Objects is the object store of recordings (DELETE /assets/{id}
+	// removes an asset's objects from it).
+	Objects storage.Store
+	// Finalizer builds assets; a final recording report kicks it. Nil:
+	// assets are built by the finalizer of another process.
+	Finalizer *AssetFinalizer
 	// Resolver resolves webhook hosts for the SSRF check; nil means the
 	// system's.
 	Resolver netguard.Resolver
@@ -81,6 +88,9 @@ type Server struct {
 	signer *playback.Signer // nil without playback keys
 	health *health.Recorder
 	guard  netguard.Guard // checks webhook targets
+
+	objects   storage.Store   // recordings
+	finalizer *AssetFinalizer // nil: none in this process
 }
 
 // NewServer builds the server and its routes. cfg is completed with its
@@ -90,8 +100,8 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
 	}
-	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Fleet == nil || d.Owners == nil || d.Registry == nil {
-		return nil, errors.New("api: Store, Pool, Redis, Fleet, Owners and Registry are required")
+	if d.Store == nil || d.Pool == nil || d.Redis == nil || d.Fleet == nil || d.Owners == nil || d.Registry == nil || d.Objects == nil {
+		return nil, errors.New("api: Store, Pool, Redis, Fleet, Owners, Objects and Registry are required")
 	}
 	log := d.Logger
 	if log == nil {
@@ -102,7 +112,7 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: d.Store, pool: d.Pool, redis: d.Redis, log: log, metrics: m, touch: newTouchThrottle(time.Minute),
-		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer,
+		ingest: d.Ingest, fleet: d.Fleet, owners: d.Owners, signer: d.Signer, objects: d.Objects, finalizer: d.Finalizer,
 		health: &health.Recorder{Store: d.Store, Logger: log},
 		guard:  netguard.Guard{AllowPrivate: cfg.AllowPrivateTargets, Resolver: d.Resolver}}
 	if err := d.Registry.Register(health.NewCollector(d.Store, log)); err != nil {
@@ -126,6 +136,7 @@ func NewServer(cfg config.API, d ServerDeps) (*Server, error) {
 	s.workerRoutes(s.v1)
 	s.eventRoutes(s.v1)
 	s.webhookRoutes(s.v1)
+	s.assetRoutes(s.v1)
 	s.internalRoutes(s.e.Group("/internal/v1"))
 	return s, nil
 }

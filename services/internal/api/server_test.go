@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/pkg/testkit"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +28,10 @@ import (
 
 type testBundle struct {
 	t        *testing.T
+	pool     *pgxpool.Pool
+	rdb      redis.UniversalClient
+	prefix   string        // the Redis key prefix
+	objects  storage.Store // the recordings' file store
 	srv      *api.App
 	http     *httptest.Server
 	st       *store.Store
@@ -65,10 +71,12 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 		rdb, prefix = r.Client, r.Prefix
 	}
 	logs := &testkit.LogBuffer{}
+	objects, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
+	require.NoError(t, err)
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch,
 		AllowPrivateTargets: o.allowPrivateTargets, Webhooks: o.webhooks}
-	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(),
+	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Objects: objects, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
@@ -85,7 +93,7 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	require.NoError(t, err)
 	_, read, err := st.CreateAPIKey(ctx, "reader", store.ScopeRead)
 	require.NoError(t, err)
-	return &testBundle{t: t, srv: srv, http: hs, st: st, adminKey: admin, readKey: read, logs: logs, cfg: cfg.WithDefaults(),
+	return &testBundle{t: t, pool: pool, rdb: rdb, prefix: prefix, objects: objects, srv: srv, http: hs, st: st, adminKey: admin, readKey: read, logs: logs, cfg: cfg.WithDefaults(),
 		client: specClient(t)}
 }
 

@@ -74,12 +74,22 @@ func streamDoc(public config.PublicURLs, st store.Stream, open *store.Session) a
 		Outputs: st.Outputs, Hardware: st.Hardware, PlaybackPolicy: st.PlaybackPolicy,
 		SegmentDuration: st.SegmentDuration, PlaylistWindowSize: st.PlaylistWindowSize,
 		Disabled: st.Disabled, Status: st.Status,
+		Recording:  apiv1.Recording{Mode: st.RecordingMode, DeleteAfterDays: st.DeleteAfterDays},
+		DVRWindowS: st.DVRWindowS, ThumbnailIntervalS: st.ThumbnailIntervalS,
 		Ingest:    IngestURLs(public, st.StreamKey),
 		Playback:  PlaybackURLs(public, st.ID, st.Outputs),
 		Session:   sess,
 		Health:    streamHealthDoc(st, open),
 		CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
 	}
+}
+
+// recordingSettings converts a validated request's recording (nil: absent).
+func recordingSettings(r *apiv1.RecordingSetting) *store.RecordingSettings {
+	if r == nil || r.Mode == nil {
+		return nil
+	}
+	return &store.RecordingSettings{Mode: *r.Mode, DeleteAfterDays: r.DeleteAfterDays}
 }
 
 // resolveProfile finds a stream's profile by name or id; an unknown one is a
@@ -123,6 +133,15 @@ func (s *Server) createStream(c *echo.Context) error {
 	}
 	if req.Disabled != nil {
 		n.Disabled = *req.Disabled
+	}
+	if r := recordingSettings(req.Recording); r != nil {
+		n.RecordingMode, n.DeleteAfterDays = r.Mode, r.DeleteAfterDays
+	}
+	if req.DVRWindowS != nil {
+		n.DVRWindowS = *req.DVRWindowS
+	}
+	if req.ThumbnailIntervalS != nil {
+		n.ThumbnailIntervalS = *req.ThumbnailIntervalS
 	}
 	var st store.Stream
 	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
@@ -215,7 +234,8 @@ func (s *Server) updateStream(c *echo.Context) error {
 		return invalid(errs)
 	}
 	u := store.StreamUpdate{Name: req.Name, Outputs: req.Outputs, Hardware: req.Hardware, PlaybackPolicy: req.PlaybackPolicy,
-		SegmentDuration: req.SegmentDuration, PlaylistWindowSize: req.PlaylistWindowSize, Disabled: req.Disabled}
+		SegmentDuration: req.SegmentDuration, PlaylistWindowSize: req.PlaylistWindowSize, Disabled: req.Disabled,
+		Recording: recordingSettings(req.Recording), DVRWindowS: req.DVRWindowS, ThumbnailIntervalS: req.ThumbnailIntervalS}
 	if req.Profile != nil {
 		p, err := s.resolveProfile(c, *req.Profile)
 		if err != nil {
@@ -272,6 +292,11 @@ func (s *Server) deleteStream(c *echo.Context) error {
 		}
 		// The data is the stream as it was when it was deleted.
 		if err := s.appendStreamEvent(c, tx, event.StreamDeleted, st); err != nil {
+			return err
+		}
+		// Its assets outlive it: one still recording is built with what
+		// its worker reported (its session goes with the stream).
+		if _, err := tx.EndStreamAssets(c.Request().Context(), id, ingest.FinalizeDelay); err != nil {
 			return err
 		}
 		return tx.DeleteStream(c.Request().Context(), id)

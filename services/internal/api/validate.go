@@ -24,6 +24,10 @@ const (
 	minPlaylistSegs  = 3
 	maxPlaylistSegs  = 100
 	maxProfileRefLen = 64
+	minDeleteAfter   = 1
+	maxDeleteAfter   = 3650
+	minThumbInterval = 1.0
+	maxThumbInterval = 3600.0
 )
 
 var (
@@ -31,6 +35,7 @@ var (
 	policyValues   = []string{store.PlaybackPublic, store.PlaybackSigned}
 	outputValues   = []string{job.OutputHLS, job.OutputDASH}
 	scopeValues    = []string{store.ScopeAdmin, store.ScopeRead}
+	recordingModes = []string{store.RecordingOff, store.RecordingAutomatic}
 	// profileNameRE matches the profiles_name_check constraint.
 	profileNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 )
@@ -89,6 +94,22 @@ func checkProfileRef(errs *[]apiv1.FieldError, v *string) {
 	}
 }
 
+// checkRecording validates the recording, dvr_window_s and
+// thumbnail_interval_s of a create or update request.
+func checkRecording(errs *[]apiv1.FieldError, r *apiv1.RecordingSetting, dvr *int, thumbs *float64) {
+	if r != nil {
+		if r.Mode == nil {
+			*errs = append(*errs, fieldError("recording.mode", "is required: one of %s", strings.Join(recordingModes, ", ")))
+		}
+		checkEnum(errs, "recording.mode", r.Mode, recordingModes)
+		checkRange(errs, "recording.delete_after_days", r.DeleteAfterDays, minDeleteAfter, maxDeleteAfter, "days")
+	}
+	checkRange(errs, "dvr_window_s", dvr, 0, job.MaxDVRWindowS, "seconds")
+	if thumbs != nil && !(*thumbs >= minThumbInterval && *thumbs <= maxThumbInterval) {
+		*errs = append(*errs, fieldError("thumbnail_interval_s", "must be between %g and %g seconds, got %g", minThumbInterval, maxThumbInterval, *thumbs))
+	}
+}
+
 // validateStreamCreate returns every invalid field of a create request.
 func validateStreamCreate(r apiv1.StreamCreate) []apiv1.FieldError {
 	var errs []apiv1.FieldError
@@ -99,6 +120,7 @@ func validateStreamCreate(r apiv1.StreamCreate) []apiv1.FieldError {
 	checkEnum(&errs, "playback_policy", r.PlaybackPolicy, policyValues)
 	checkRange(&errs, "segment_duration", r.SegmentDuration, minSegmentSecs, maxSegmentSecs, "seconds")
 	checkRange(&errs, "playlist_window_size", r.PlaylistWindowSize, minPlaylistSegs, maxPlaylistSegs, "segments")
+	checkRecording(&errs, r.Recording, r.DVRWindowS, r.ThumbnailIntervalS)
 	return errs
 }
 
@@ -114,6 +136,7 @@ func validateStreamUpdate(r apiv1.StreamUpdate) []apiv1.FieldError {
 	checkEnum(&errs, "playback_policy", r.PlaybackPolicy, policyValues)
 	checkRange(&errs, "segment_duration", r.SegmentDuration, minSegmentSecs, maxSegmentSecs, "seconds")
 	checkRange(&errs, "playlist_window_size", r.PlaylistWindowSize, minPlaylistSegs, maxPlaylistSegs, "segments")
+	checkRecording(&errs, r.Recording, r.DVRWindowS, r.ThumbnailIntervalS)
 	return errs
 }
 

@@ -13,18 +13,22 @@ import (
 
 // Stream is a stream as the API shows it.
 type Stream struct {
-	ID                 uuid.UUID    `json:"id"`
-	Name               string       `json:"name"`
-	StreamKey          string       `json:"stream_key,omitempty"` // omitted only in event data (EventStream)
-	Profile            ProfileRef   `json:"profile"`
-	Outputs            []string     `json:"outputs"`
-	Hardware           string       `json:"hardware"`
-	PlaybackPolicy     string       `json:"playback_policy"`
-	SegmentDuration    int          `json:"segment_duration"`     // seconds
-	PlaylistWindowSize int          `json:"playlist_window_size"` // segments
-	Disabled           bool         `json:"disabled"`
-	Status             string       `json:"status"`
-	Ingest             IngestURLs   `json:"ingest,omitzero"` // omitted only in event data (EventStream)
+	ID                 uuid.UUID  `json:"id"`
+	Name               string     `json:"name"`
+	StreamKey          string     `json:"stream_key,omitempty"` // omitted only in event data (EventStream)
+	Profile            ProfileRef `json:"profile"`
+	Outputs            []string   `json:"outputs"`
+	Hardware           string     `json:"hardware"`
+	PlaybackPolicy     string     `json:"playback_policy"`
+	SegmentDuration    int        `json:"segment_duration"`     // seconds
+	PlaylistWindowSize int        `json:"playlist_window_size"` // segments
+	Disabled           bool       `json:"disabled"`
+	Status             string     `json:"status"`
+	// Recording says whether the stream's sessions become assets.
+	Recording          Recording    `json:"recording"`
+	DVRWindowS         int          `json:"dvr_window_s"`         // seconds of live history; 0: the playlist window only
+	ThumbnailIntervalS float64      `json:"thumbnail_interval_s"` // seconds between live thumbnails
+	Ingest             IngestURLs   `json:"ingest,omitzero"`      // omitted only in event data (EventStream)
 	Playback           PlaybackURLs `json:"playback"`
 	// Session is the open session while the stream is live, else null.
 	Session   *Session  `json:"session"`
@@ -159,31 +163,54 @@ type PlaybackURLs struct {
 	DASH string `json:"dash,omitempty"`
 }
 
+// Recording is a stream's recording setting (docs/recording.md): Mode off or
+// automatic (every session becomes an asset); DeleteAfterDays is how long a
+// ready asset is kept (null: until deleted).
+type Recording struct {
+	Mode            string `json:"mode"`
+	DeleteAfterDays *int   `json:"delete_after_days"`
+}
+
+// RecordingSetting is the recording of a create or update request: it
+// replaces the stream's recording setting as a whole. Mode is required;
+// an absent or null delete_after_days keeps assets until deleted.
+type RecordingSetting struct {
+	Mode            *string `json:"mode"`
+	DeleteAfterDays *int    `json:"delete_after_days,omitempty"`
+}
+
 // StreamCreate is the body of POST /api/v1/streams. Absent fields take their
 // defaults: profile "720p", outputs ["hls","dash"], hardware "auto",
-// playback_policy "public", segment_duration 2, playlist_window_size 6.
+// playback_policy "public", segment_duration 2, playlist_window_size 6,
+// recording off, dvr_window_s 0, thumbnail_interval_s 10.
 type StreamCreate struct {
-	Name               string   `json:"name"`
-	Profile            *string  `json:"profile,omitempty"` // profile name or id
-	Outputs            []string `json:"outputs,omitempty"`
-	Hardware           *string  `json:"hardware,omitempty"`
-	PlaybackPolicy     *string  `json:"playback_policy,omitempty"`
-	SegmentDuration    *int     `json:"segment_duration,omitempty"`
-	PlaylistWindowSize *int     `json:"playlist_window_size,omitempty"`
-	Disabled           *bool    `json:"disabled,omitempty"`
+	Name               string            `json:"name"`
+	Profile            *string           `json:"profile,omitempty"` // profile name or id
+	Outputs            []string          `json:"outputs,omitempty"`
+	Hardware           *string           `json:"hardware,omitempty"`
+	PlaybackPolicy     *string           `json:"playback_policy,omitempty"`
+	SegmentDuration    *int              `json:"segment_duration,omitempty"`
+	PlaylistWindowSize *int              `json:"playlist_window_size,omitempty"`
+	Disabled           *bool             `json:"disabled,omitempty"`
+	Recording          *RecordingSetting `json:"recording,omitempty"`
+	DVRWindowS         *int              `json:"dvr_window_s,omitempty"`
+	ThumbnailIntervalS *float64          `json:"thumbnail_interval_s,omitempty"`
 }
 
 // StreamUpdate is the body of PATCH /api/v1/streams/{id}: absent fields keep
 // their value.
 type StreamUpdate struct {
-	Name               *string  `json:"name,omitempty"`
-	Profile            *string  `json:"profile,omitempty"`
-	Outputs            []string `json:"outputs,omitempty"`
-	Hardware           *string  `json:"hardware,omitempty"`
-	PlaybackPolicy     *string  `json:"playback_policy,omitempty"`
-	SegmentDuration    *int     `json:"segment_duration,omitempty"`
-	PlaylistWindowSize *int     `json:"playlist_window_size,omitempty"`
-	Disabled           *bool    `json:"disabled,omitempty"`
+	Name               *string           `json:"name,omitempty"`
+	Profile            *string           `json:"profile,omitempty"`
+	Outputs            []string          `json:"outputs,omitempty"`
+	Hardware           *string           `json:"hardware,omitempty"`
+	PlaybackPolicy     *string           `json:"playback_policy,omitempty"`
+	SegmentDuration    *int              `json:"segment_duration,omitempty"`
+	PlaylistWindowSize *int              `json:"playlist_window_size,omitempty"`
+	Disabled           *bool             `json:"disabled,omitempty"`
+	Recording          *RecordingSetting `json:"recording,omitempty"`
+	DVRWindowS         *int              `json:"dvr_window_s,omitempty"`
+	ThumbnailIntervalS *float64          `json:"thumbnail_interval_s,omitempty"`
 }
 
 // Profile is an ABR ladder profile.
@@ -262,4 +289,44 @@ const ProblemContentType = problem.ContentType
 type Health struct {
 	Status string            `json:"status"` // "ok" or "unavailable"
 	Checks map[string]string `json:"checks,omitempty"`
+}
+
+// Asset is a recording (docs/recording.md): one session of a stream.
+type Asset struct {
+	ID         uuid.UUID   `json:"id"`
+	StreamID   uuid.UUID   `json:"stream_id"`
+	SessionIDs []uuid.UUID `json:"session_ids"`
+	// Status is recording, processing, ready, failed or deleted.
+	Status        string           `json:"status"`
+	DurationS     float64          `json:"duration_s"`
+	SizeBytes     int64            `json:"size_bytes"`
+	LostS         float64          `json:"lost_s"` // seconds the recording lacks (segments never stored)
+	FailureReason *string          `json:"failure_reason"`
+	Renditions    []AssetRendition `json:"renditions"`
+	CreatedAt     time.Time        `json:"created_at"`
+	EndedAt       *time.Time       `json:"ended_at"`
+	ReadyAt       *time.Time       `json:"ready_at"`
+	DeleteAfter   *time.Time       `json:"delete_after"` // when retention deletes it; null: never
+	// Playback are the VOD URLs; set only while ready.
+	Playback *AssetPlayback `json:"playback"`
+	// Thumbnail is the poster's URL (or the nearest-thumbnail URL); "" when
+	// the asset has neither.
+	Thumbnail string `json:"thumbnail"`
+}
+
+// AssetRendition is one rendition of a ready asset.
+type AssetRendition struct {
+	Name      string `json:"name"`
+	Width     int    `json:"width,omitempty"`
+	Height    int    `json:"height,omitempty"`
+	Bandwidth int    `json:"bandwidth,omitempty"` // bits/s
+	Codec     string `json:"codec"`
+	Audio     bool   `json:"audio,omitempty"`
+}
+
+// AssetPlayback are a ready asset's VOD URLs through the router.
+type AssetPlayback struct {
+	HLS  string `json:"hls"`
+	DASH string `json:"dash"`
+	MP4  string `json:"mp4"`
 }

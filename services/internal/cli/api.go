@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/dionysia/dionysia/pkg/conf"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/services/internal/api"
 	"github.com/dionysia/dionysia/services/internal/config"
 	"github.com/dionysia/dionysia/services/internal/migrate"
@@ -26,22 +28,26 @@ type apiSettings struct {
 	API      config.API
 	Database config.Database
 	Redis    conf.Redis
+	Storage  conf.Storage // the object store of recordings
 }
 
 func (s *apiSettings) registerFlags(fs *pflag.FlagSet) {
 	s.API.RegisterFlags(fs)
 	s.Database.RegisterFlags(fs)
 	s.Redis.RegisterFlags(fs)
+	s.Storage.RegisterFlags(fs)
 }
 
 // validate completes the settings with their defaults and the secrets, and
 // checks them all before anything is opened.
 func (s *apiSettings) validate(lookup func(string) (string, bool)) error {
 	s.API.LoadSecrets(lookup)
+	s.Storage.LoadSecrets(lookup)
 	s.API = s.API.WithDefaults()
 	s.Database = s.Database.WithDefaults()
 	s.Redis = s.Redis.WithDefaults()
-	return errors.Join(s.API.Validate(), s.Database.Validate(), s.Redis.Validate())
+	s.Storage = s.Storage.WithDefaults()
+	return errors.Join(s.API.Validate(), s.Database.Validate(), s.Redis.Validate(), s.Storage.Validate())
 }
 
 func newAPICmd(g *globals) *cobra.Command {
@@ -90,11 +96,26 @@ func runAPI(ctx context.Context, s apiSettings, log *slog.Logger) error {
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 
+	// The object store of recordings. One that does not answer yet is
+	// reported, not fatal: live streaming does not need it, and builds and
+	// deletions retry.
+	objects, err := storage.Open(ctx, s.Storage.URL, storage.Options{AccessKeyID: s.Storage.AccessKeyID,
+		SecretAccessKey: s.Storage.SecretAccessKey})
+	if err != nil {
+		return fmt.Errorf("opening the object store %s: %w", storage.Redact(s.Storage.URL), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := objects.Ping(pingCtx); err != nil {
+		log.Warn("the object store of recordings does not answer; recordings cannot be built or deleted until it does",
+			"store", objects.String(), "err", err)
+	}
+	cancel()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	app, err := api.NewApp(s.API, api.Deps{Store: store.New(pool), Pool: pool, Redis: rdb, RedisPrefix: s.Redis.Prefix,
-		Registry: reg, Logger: log})
+		Objects: objects, Registry: reg, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"io/fs"
 
 	"github.com/dionysia/dionysia/pkg/testkit"
@@ -51,7 +52,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	st := store.New(pool)
 	rdb := testkit.RedisPrefix(t)
-	srv, err := api.NewApp(config.API{}, api.Deps{Store: st, Pool: pool, Redis: rdb.Client, RedisPrefix: rdb.Prefix, Registry: prometheus.NewRegistry()})
+	srv, err := api.NewApp(config.API{}, api.Deps{Store: st, Pool: pool, Redis: rdb.Client, RedisPrefix: rdb.Prefix, Objects: fileStore(t), Registry: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -323,4 +324,12 @@ func TestSessionAndWorkerCommands(t *testing.T) {
 
 	out = b.ok("workers", "list")
 	require.Regexp(t, `^ID\s+HOST\s+CLASS\s+STATE\s+LOAD/CAPACITY\s+ENCODERS\s+VERSION\s+LAST SEEN\n`, out)
+}
+
+// fileStore is a file object store in a temporary directory.
+func fileStore(t testing.TB) storage.Store {
+	t.Helper()
+	st, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
+	require.NoError(t, err)
+	return st
 }

@@ -72,7 +72,7 @@ func NewRoot(env Env) *cobra.Command {
 	conf.Bind(pf, varOutput)
 	g.log.RegisterFlags(pf)
 
-	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newProfilesCmd(g), newWorkersCmd(g), newEventsCmd(g),
+	root.AddCommand(newAPICmd(g), newMigrateCmd(g), newAPIKeyCmd(g), newStreamsCmd(g), newAssetsCmd(g), newProfilesCmd(g), newWorkersCmd(g), newEventsCmd(g),
 		newEdgeCmd(g), newRouterCmd(g), newWebhooksCmd(g))
 	addEventsRedeliver(g, root)
 	return root

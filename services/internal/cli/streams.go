@@ -37,6 +37,9 @@ type streamFlags struct {
 	outputs                         []string
 	segment, window                 int
 	disabled                        bool
+	record                          string
+	deleteAfterDays, dvrWindow      int
+	thumbInterval                   float64
 }
 
 func (f *streamFlags) register(fs *pflag.FlagSet) {
@@ -48,6 +51,10 @@ func (f *streamFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.segment, "segment-duration", 0, "segment duration in seconds, 1-10 (default 2)")
 	fs.IntVar(&f.window, "playlist-window-size", 0, "segments in the live playlist, 3-100 (default 6)")
 	fs.BoolVar(&f.disabled, "disabled", false, "refuse publishing to the stream")
+	fs.StringVar(&f.record, "record", "", "recording: off or automatic (every session becomes an asset; default off)")
+	fs.IntVar(&f.deleteAfterDays, "delete-after-days", 0, "with --record: days a recorded asset is kept, 1-3650 (0 or absent: until deleted)")
+	fs.IntVar(&f.dvrWindow, "dvr-window", 0, "seconds of live history (DVR), 0-21600 (default 0: the playlist window only)")
+	fs.Float64Var(&f.thumbInterval, "thumbnail-interval", 0, "seconds between live thumbnails, 1-3600 (default 10)")
 }
 
 // update returns the fields whose flags were given.
@@ -81,11 +88,34 @@ func (f *streamFlags) update(fs *pflag.FlagSet) apiv1.StreamUpdate {
 	if set("disabled") {
 		u.Disabled = &f.disabled
 	}
+	if set("record") {
+		// The API replaces the setting as a whole (mode and retention).
+		r := &apiv1.RecordingSetting{Mode: &f.record}
+		if f.deleteAfterDays != 0 {
+			r.DeleteAfterDays = &f.deleteAfterDays
+		}
+		u.Recording = r
+	}
+	if set("dvr-window") {
+		u.DVRWindowS = &f.dvrWindow
+	}
+	if set("thumbnail-interval") {
+		u.ThumbnailIntervalS = &f.thumbInterval
+	}
 	return u
 }
 
+// check refuses flags that only make sense together.
+func (f *streamFlags) check(fs *pflag.FlagSet) error {
+	if fs.Changed("delete-after-days") && !fs.Changed("record") {
+		return fmt.Errorf("--delete-after-days needs --record: the recording setting (mode and retention) is set as a whole")
+	}
+	return nil
+}
+
 // streamFieldFlags are the flags registered by streamFlags.register.
-var streamFieldFlags = []string{"name", "profile", "outputs", "hardware", "playback-policy", "segment-duration", "playlist-window-size", "disabled"}
+var streamFieldFlags = []string{"name", "profile", "outputs", "hardware", "playback-policy", "segment-duration", "playlist-window-size", "disabled",
+	"record", "delete-after-days", "dvr-window", "thumbnail-interval"}
 
 func anyChanged(fs *pflag.FlagSet, names []string) bool {
 	for _, n := range names {
@@ -101,6 +131,7 @@ func registerStreamCompletions(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("hardware", cobra.FixedCompletions([]string{job.HardwareAuto, job.HardwareGPU, job.HardwareCPU}, noFile))
 	_ = cmd.RegisterFlagCompletionFunc("playback-policy", cobra.FixedCompletions([]string{"public", "signed"}, noFile))
 	_ = cmd.RegisterFlagCompletionFunc("outputs", cobra.FixedCompletions([]string{job.OutputHLS, job.OutputDASH}, noFile))
+	_ = cmd.RegisterFlagCompletionFunc("record", cobra.FixedCompletions([]string{"off", "automatic"}, noFile))
 }
 
 func (g *globals) printStream(s apiv1.Stream) error {
@@ -112,6 +143,8 @@ func (g *globals) printStream(s apiv1.Stream) error {
 		{"profile", s.Profile.Name}, {"outputs", strings.Join(s.Outputs, ",")}, {"hardware", s.Hardware},
 		{"playback policy", s.PlaybackPolicy}, {"segment duration", strconv.Itoa(s.SegmentDuration) + " s"},
 		{"playlist window", strconv.Itoa(s.PlaylistWindowSize) + " segments"}, {"disabled", strconv.FormatBool(s.Disabled)},
+		{"recording", recordingText(s.Recording)}, {"dvr window", strconv.Itoa(s.DVRWindowS) + " s"},
+		{"thumbnail interval", strconv.FormatFloat(s.ThumbnailIntervalS, 'g', -1, 64) + " s"},
 		{"ingest rtmp", s.Ingest.RTMP}, {"ingest srt", s.Ingest.SRT}, {"ingest rtsp", s.Ingest.RTSP}, {"ingest whip", s.Ingest.WHIP},
 	}
 	if s.Playback.HLS != "" {
@@ -159,6 +192,18 @@ func healthRows(h apiv1.StreamHealth) [][]string {
 		rows = append(rows, []string{"warning " + w.Code, w.Message})
 	}
 	return rows
+}
+
+// recordingText is e.g. "automatic, kept 30 days" or "off".
+func recordingText(r apiv1.Recording) string {
+	switch {
+	case r.Mode != "automatic":
+		return r.Mode
+	case r.DeleteAfterDays == nil:
+		return "automatic, kept until deleted"
+	default:
+		return fmt.Sprintf("automatic, kept %d days", *r.DeleteAfterDays)
+	}
 }
 
 func yesNo(b bool) string {
@@ -233,9 +278,13 @@ func newStreamsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cf.check(cmd.Flags()); err != nil {
+				return err
+			}
 			u := cf.update(cmd.Flags())
 			req := apiv1.StreamCreate{Name: cf.name, Profile: u.Profile, Outputs: u.Outputs, Hardware: u.Hardware,
-				PlaybackPolicy: u.PlaybackPolicy, SegmentDuration: u.SegmentDuration, PlaylistWindowSize: u.PlaylistWindowSize, Disabled: u.Disabled}
+				PlaybackPolicy: u.PlaybackPolicy, SegmentDuration: u.SegmentDuration, PlaylistWindowSize: u.PlaylistWindowSize, Disabled: u.Disabled,
+				Recording: u.Recording, DVRWindowS: u.DVRWindowS, ThumbnailIntervalS: u.ThumbnailIntervalS}
 			s, err := c.CreateStream(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -299,6 +348,9 @@ func newStreamsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(cc)
 			if err != nil {
+				return err
+			}
+			if err := uf.check(cmd.Flags()); err != nil {
 				return err
 			}
 			u := uf.update(cmd.Flags())

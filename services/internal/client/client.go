@@ -283,3 +283,47 @@ func (c *Client) GetEvent(ctx context.Context, id string) (apiv1.Event, error) {
 	err := c.do(ctx, http.MethodGet, "/api/v1/events/"+escape(id), nil, nil, &e)
 	return e, err
 }
+
+// ListAssets returns one page of assets, of one stream when streamID is set.
+func (c *Client) ListAssets(ctx context.Context, streamID string, opts ListOptions) (apiv1.List[apiv1.Asset], error) {
+	var l apiv1.List[apiv1.Asset]
+	q := opts.query()
+	if streamID != "" {
+		q.Set("stream_id", streamID)
+	}
+	err := c.do(ctx, http.MethodGet, "/api/v1/assets", q, nil, &l)
+	return l, err
+}
+
+// AllAssets returns every asset (of one stream when streamID is set),
+// following the pages.
+func (c *Client) AllAssets(ctx context.Context, streamID string) ([]apiv1.Asset, error) {
+	var out []apiv1.Asset
+	opts := ListOptions{Limit: 200}
+	for {
+		page, err := c.ListAssets(ctx, streamID, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Data...)
+		if page.NextCursor == nil {
+			return out, nil
+		}
+		if *page.NextCursor == opts.Cursor {
+			return nil, errors.New("the server returned the same cursor twice")
+		}
+		opts.Cursor = *page.NextCursor
+	}
+}
+
+// GetAsset returns an asset.
+func (c *Client) GetAsset(ctx context.Context, id string) (apiv1.Asset, error) {
+	var a apiv1.Asset
+	err := c.do(ctx, http.MethodGet, "/api/v1/assets/"+escape(id), nil, nil, &a)
+	return a, err
+}
+
+// DeleteAsset deletes an asset and its objects.
+func (c *Client) DeleteAsset(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/assets/"+escape(id), nil, nil, nil)
+}

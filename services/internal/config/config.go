@@ -93,7 +93,7 @@ var (
 )
 
 // APISecrets are the environment-only settings of `dionysia api`.
-var APISecrets = []conf.Var{conf.EdgeSecret, conf.WorkerSecret, conf.PlaybackKeys}
+var APISecrets = []conf.Var{conf.EdgeSecret, conf.WorkerSecret, conf.PlaybackKeys, conf.StorageAccessKeyID, conf.StorageSecretAccessKey}
 
 // Database is the PostgreSQL connection.
 type Database struct {

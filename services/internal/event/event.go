@@ -23,6 +23,11 @@ const (
 	TranscodeRestarted = "transcode.restarted"
 	TranscodeFailed    = "transcode.failed"
 
+	RecordingStarted = "recording.started" // a session of a recording stream started: its asset is recording
+	RecordingReady   = "recording.ready"   // the asset was built: its VOD files are playable
+	RecordingFailed  = "recording.failed"  // the asset could not be built (failure_reason says why)
+	AssetDeleted     = "asset.deleted"     // an asset and its objects were deleted (by a request or retention)
+
 	WorkerUp   = "worker.up"
 	WorkerLost = "worker.lost"
 
@@ -37,6 +42,7 @@ var Types = []string{
 	StreamHealthChanged,
 	SessionStarted, SessionResumed, SessionEnded,
 	TranscodeStarted, TranscodeRestarted, TranscodeFailed,
+	RecordingStarted, RecordingReady, RecordingFailed, AssetDeleted,
 	WorkerUp, WorkerLost,
 	WebhookTest, WebhookDisabled,
 }

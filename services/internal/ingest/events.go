@@ -27,6 +27,11 @@ import (
 //     claimed (at its end, or when the grace passed), in the claim's
 //     transaction. store.RecordSessionEnd makes it exactly once across
 //     replicas and re-claims;
+//   - a new session of a stream that records: recording.started, with its
+//     asset (OpenSession's transaction); a resumed session keeps its asset;
+//   - the session is over for good: its asset becomes processing, in the
+//     transaction of session.ended (package api builds it and records
+//     recording.ready or recording.failed);
 //   - the worker reports: transcode.started, transcode.restarted,
 //     transcode.failed, and stream.failover when a session's transcode starts
 //     on another worker than the one that ran it.
@@ -36,7 +41,12 @@ import (
 type EventData interface {
 	Stream(st store.Stream, open *store.Session) apiv1.EventStream
 	Session(sess store.Session) apiv1.EventSession
+	Asset(a store.Asset) apiv1.Asset
 }
+
+// FinalizeDelay is how long after its session ended an asset is built
+// without its worker's final report (docs/recording.md).
+const FinalizeDelay = time.Minute
 
 // Workers tells when a worker was last known alive: its last fleet
 // heartbeat (fleet.Registry via LastSeenFunc). ok is false when the fleet no
@@ -88,9 +98,27 @@ func (s *Service) recordOpened(ctx context.Context, tx *store.Store, o store.Ope
 		if err := s.appendSession(ctx, tx, event.SessionStarted, o.Session, ""); err != nil {
 			return err
 		}
+		if err := s.startRecording(ctx, tx, o.Session); err != nil {
+			return err
+		}
 		return s.appendStream(ctx, tx, event.StreamLive, o.Session.StreamID, &o.Session, nil)
 	}
 	return nil
+}
+
+// startRecording creates the asset of a new session when its stream
+// records, and records recording.started.
+func (s *Service) startRecording(ctx context.Context, tx *store.Store, sess store.Session) error {
+	st, err := tx.GetStream(ctx, sess.StreamID)
+	if err != nil || !st.Records() {
+		return err
+	}
+	a, err := tx.CreateSessionAsset(ctx, st.ID, sess.ID, st.DeleteAfterDays)
+	if err != nil {
+		return err
+	}
+	_, err = tx.AppendEvent(ctx, store.NewEvent{Type: event.RecordingStarted, StreamID: &st.ID, Data: s.cfg.EventData.Asset(a)})
+	return err
 }
 
 // recordEnded records the end of a session EndSession just closed, in its
@@ -112,6 +140,9 @@ func (s *Service) recordEnd(ctx context.Context, tx *store.Store, sess store.Ses
 		return err
 	}
 	if err := s.appendSession(ctx, tx, event.SessionEnded, ended, ""); err != nil {
+		return err
+	}
+	if _, _, err := tx.EndSessionAsset(ctx, ended.ID, FinalizeDelay); err != nil {
 		return err
 	}
 	_, err = tx.OpenSessionOf(ctx, ended.StreamID)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/pkg/testkit"
 	"io"
 	"net/http"
@@ -80,7 +81,7 @@ func setupWithGrace(t *testing.T, grace time.Duration) *bundle {
 		Dispatch: config.Dispatch{ReconnectGrace: grace},
 		// The webhook test's receiver listens on loopback.
 		AllowPrivateTargets: true},
-		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Registry: prometheus.NewRegistry(), Logger: logger})
+		api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Objects: fileStore(t), Registry: prometheus.NewRegistry(), Logger: logger})
 	require.NoError(t, err)
 	dctx, dcancel := context.WithCancel(ctx)
 	ddone := make(chan struct{})
@@ -573,4 +574,12 @@ func TestNoStreamKeyInRedis(t *testing.T) {
 	}
 	require.True(t, sawSession, "the scan saw the session's task and records")
 	t.Logf("scanned %d keys: no stream key, no read password", len(keys))
+}
+
+// fileStore is a file object store in a temporary directory.
+func fileStore(t testing.TB) storage.Store {
+	t.Helper()
+	st, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
+	require.NoError(t, err)
+	return st
 }

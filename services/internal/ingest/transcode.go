@@ -58,8 +58,9 @@ func (t Transcodes) Wanted(ctx context.Context) ([]dispatch.Want, error) {
 	return out, nil
 }
 
-// build is the payload of a session of st: references (stream, session) and
-// a snapshot of the stream's profile and outputs. It holds no credential:
+// build is the payload of a session of st: references (stream, session and,
+// when it records, its asset) and a snapshot of the stream's profile,
+// outputs, DVR window and thumbnail interval. It holds no credential:
 // the worker fetches where to pull from (Source) from the API.
 func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Session) (job.Transcode, error) {
 	p, err := t.Store.GetProfile(ctx, st.ProfileID)
@@ -76,6 +77,18 @@ func (t Transcodes) build(ctx context.Context, st store.Stream, sess store.Sessi
 		Ladder:      p.Ladder,
 		Outputs:     st.Outputs, SegmentDuration: float64(st.SegmentDuration), PlaylistWindowSize: st.PlaylistWindowSize,
 		Hardware: st.Hardware, PlaybackPolicy: st.PlaybackPolicy,
+		DVRWindowS: st.DVRWindowS, ThumbnailIntervalS: st.ThumbnailIntervalS,
+	}
+	// A recording session keeps its asset whichever worker runs it (a
+	// re-dispatch after a failover continues the same asset).
+	a, err := t.Store.AssetOfSession(ctx, sess.ID)
+	switch {
+	case err == nil:
+		if a.Status == job.AssetRecording {
+			tr.Recording = &job.Recording{AssetID: a.ID}
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return job.Transcode{}, err
 	}
 	if err := tr.Validate(); err != nil {
 		return job.Transcode{}, err

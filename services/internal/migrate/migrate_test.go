@@ -37,7 +37,7 @@ func TestUpDownUp(t *testing.T) {
 	applied, err := m.Up(ctx)
 	require.NoError(t, err)
 	require.Len(t, applied, len(st))
-	require.Equal(t, 9, countTables())
+	require.Equal(t, 13, countTables())
 	cur, latest, err := m.Version(ctx)
 	require.NoError(t, err)
 	require.Equal(t, latest, cur)
@@ -59,7 +59,7 @@ func TestUpDownUp(t *testing.T) {
 	applied, err = m.Up(ctx)
 	require.NoError(t, err)
 	require.Len(t, applied, len(st))
-	require.Equal(t, 9, countTables())
+	require.Equal(t, 13, countTables())
 	var builtins int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM profiles WHERE builtin`).Scan(&builtins))
 	require.Equal(t, 3, builtins)

@@ -29,8 +29,15 @@ const (
 // Stream defaults, applied by CreateStream to zero fields of NewStream.
 const (
 	DefaultProfile            = "720p"
-	DefaultSegmentDuration    = 2 // seconds
-	DefaultPlaylistWindowSize = 6 // segments
+	DefaultSegmentDuration    = 2    // seconds
+	DefaultPlaylistWindowSize = 6    // segments
+	DefaultThumbnailInterval  = 10.0 // seconds
+)
+
+// Recording modes (docs/recording.md).
+const (
+	RecordingOff       = "off"       // sessions are not recorded
+	RecordingAutomatic = "automatic" // every session becomes an asset
 )
 
 // DefaultOutputs are the outputs of a stream created without any.
@@ -51,6 +58,12 @@ type Stream struct {
 	PlaylistWindowSize int      // segments
 	Disabled           bool
 	Status             string // StatusIdle or StatusLive
+	// RecordingMode is RecordingOff or RecordingAutomatic; DeleteAfterDays
+	// is how long a ready asset is kept (nil: until deleted).
+	RecordingMode      string
+	DeleteAfterDays    *int
+	DVRWindowS         int     // seconds of live history; 0: the playlist window only
+	ThumbnailIntervalS float64 // seconds between live thumbnails
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
 }
@@ -63,9 +76,13 @@ func (s Stream) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", s.ID.String()), slog.String("name", s.Name))
 }
 
+// Records reports whether the stream's sessions are recorded.
+func (s Stream) Records() bool { return s.RecordingMode == RecordingAutomatic }
+
 // NewStream is what CreateStream needs. Zero fields take their defaults
 // (DefaultOutputs, job.HardwareAuto, PlaybackPublic, DefaultSegmentDuration,
-// DefaultPlaylistWindowSize); values are checked by the caller.
+// DefaultPlaylistWindowSize, RecordingOff, DefaultThumbnailInterval); values
+// are checked by the caller.
 type NewStream struct {
 	Name               string
 	ProfileID          uuid.UUID
@@ -75,6 +92,10 @@ type NewStream struct {
 	SegmentDuration    int
 	PlaylistWindowSize int
 	Disabled           bool
+	RecordingMode      string
+	DeleteAfterDays    *int
+	DVRWindowS         int
+	ThumbnailIntervalS float64
 }
 
 // StreamUpdate lists the fields to change; nil fields are kept.
@@ -87,13 +108,25 @@ type StreamUpdate struct {
 	SegmentDuration    *int
 	PlaylistWindowSize *int
 	Disabled           *bool
+	// Recording, when set, replaces the mode and the retention together.
+	Recording          *RecordingSettings
+	DVRWindowS         *int
+	ThumbnailIntervalS *float64
+}
+
+// RecordingSettings are a stream's recording mode and retention.
+type RecordingSettings struct {
+	Mode            string
+	DeleteAfterDays *int // nil: keep assets until deleted
 }
 
 func streamFromRow(r dbq.Stream, profileName string) Stream {
 	return Stream{ID: r.ID, Name: r.Name, StreamKey: r.StreamKey, ProfileID: r.ProfileID, ProfileName: profileName,
 		Outputs: r.Outputs, Hardware: r.Hardware, PlaybackPolicy: r.PlaybackPolicy,
 		SegmentDuration: int(r.SegmentDuration), PlaylistWindowSize: int(r.PlaylistWindowSize),
-		Disabled: r.Disabled, Status: r.Status, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Disabled: r.Disabled, Status: r.Status, RecordingMode: r.RecordingMode, DeleteAfterDays: intPtr(r.RecordingDeleteAfterDays),
+		DVRWindowS: int(r.DvrWindowS), ThumbnailIntervalS: r.ThumbnailIntervalS,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func int32Ptr(p *int) *int32 {
@@ -121,11 +154,15 @@ func (s *Store) CreateStream(ctx context.Context, n NewStream) (Stream, error) {
 	}
 	params := dbq.CreateStreamParams{
 		ID: newID(), Name: n.Name, StreamKey: secret.NewStreamKey(), ProfileID: n.ProfileID, Outputs: outputs,
-		Hardware:           cmp.Or(n.Hardware, job.HardwareAuto),
-		PlaybackPolicy:     cmp.Or(n.PlaybackPolicy, PlaybackPublic),
-		SegmentDuration:    int32(cmp.Or(n.SegmentDuration, DefaultSegmentDuration)),
-		PlaylistWindowSize: int32(cmp.Or(n.PlaylistWindowSize, DefaultPlaylistWindowSize)),
-		Disabled:           n.Disabled,
+		Hardware:                 cmp.Or(n.Hardware, job.HardwareAuto),
+		PlaybackPolicy:           cmp.Or(n.PlaybackPolicy, PlaybackPublic),
+		SegmentDuration:          int32(cmp.Or(n.SegmentDuration, DefaultSegmentDuration)),
+		PlaylistWindowSize:       int32(cmp.Or(n.PlaylistWindowSize, DefaultPlaylistWindowSize)),
+		Disabled:                 n.Disabled,
+		RecordingMode:            cmp.Or(n.RecordingMode, RecordingOff),
+		RecordingDeleteAfterDays: int32Ptr(n.DeleteAfterDays),
+		DvrWindowS:               int32(n.DVRWindowS),
+		ThumbnailIntervalS:       cmp.Or(n.ThumbnailIntervalS, DefaultThumbnailInterval),
 	}
 	var out Stream
 	err := s.tx(ctx, func(q *dbq.Queries) error {
@@ -182,6 +219,12 @@ func (s *Store) UpdateStream(ctx context.Context, id uuid.UUID, u StreamUpdate) 
 		ID: id, Name: u.Name, ProfileID: u.ProfileID, Outputs: u.Outputs, Hardware: u.Hardware,
 		PlaybackPolicy: u.PlaybackPolicy, SegmentDuration: int32Ptr(u.SegmentDuration),
 		PlaylistWindowSize: int32Ptr(u.PlaylistWindowSize), Disabled: u.Disabled,
+		DvrWindowS: int32Ptr(u.DVRWindowS), ThumbnailIntervalS: u.ThumbnailIntervalS,
+	}
+	if u.Recording != nil {
+		params.RecordingMode = &u.Recording.Mode
+		params.SetDeleteAfterDays = true
+		params.RecordingDeleteAfterDays = int32Ptr(u.Recording.DeleteAfterDays)
 	}
 	var out Stream
 	err := s.tx(ctx, func(q *dbq.Queries) error {
@@ -216,7 +259,8 @@ func (s *Store) RotateStreamKey(ctx context.Context, id uuid.UUID) (Stream, erro
 	return out, nil
 }
 
-// DeleteStream deletes a stream and its sessions.
+// DeleteStream deletes a stream and its sessions. Its assets stay (they
+// outlive their stream, migration 00013).
 func (s *Store) DeleteStream(ctx context.Context, id uuid.UUID) error {
 	n, err := s.q.DeleteStream(ctx, id)
 	if err != nil {

@@ -23,6 +23,66 @@ type ApiKey struct {
 	RevokedAt  *time.Time
 }
 
+type Asset struct {
+	ID              uuid.UUID
+	StreamID        uuid.UUID
+	Status          string
+	CreatedAt       time.Time
+	EndedAt         *time.Time
+	ReadyAt         *time.Time
+	FinalizeAfter   *time.Time
+	BuildClaimedAt  *time.Time
+	BuildAttempts   int32
+	DurationS       float64
+	SizeBytes       int64
+	LostS           float64
+	FailureReason   *string
+	Renditions      []byte
+	Poster          *string
+	DeleteAfterDays *int32
+	DeleteAfter     *time.Time
+	DeletedAt       *time.Time
+	LastToken       *int64
+	FinalToken      *int64
+	UpdatedAt       time.Time
+}
+
+type AssetLostSegment struct {
+	AssetID   uuid.UUID
+	Token     int64
+	Rendition string
+	Number    int64
+	Start     *time.Time
+	DurationS float64
+	Reason    string
+	CreatedAt time.Time
+}
+
+type AssetObject struct {
+	Seq        int64
+	AssetID    uuid.UUID
+	Kind       string
+	Rendition  string
+	Key        string
+	Size       int64
+	Token      int64
+	Run        int32
+	Number     int64
+	Init       string
+	Start      *time.Time
+	DurationS  float64
+	MediaStart int64
+	Track      []byte
+	Width      int32
+	Height     int32
+	CreatedAt  time.Time
+}
+
+type AssetSession struct {
+	AssetID   uuid.UUID
+	SessionID uuid.UUID
+}
+
 type Event struct {
 	ID        uuid.UUID
 	Seq       int64
@@ -45,19 +105,23 @@ type Profile struct {
 }
 
 type Stream struct {
-	ID                 uuid.UUID
-	Name               string
-	StreamKey          string
-	ProfileID          uuid.UUID
-	Outputs            []string
-	Hardware           string
-	PlaybackPolicy     string
-	SegmentDuration    int32
-	PlaylistWindowSize int32
-	Disabled           bool
-	Status             string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	ID                       uuid.UUID
+	Name                     string
+	StreamKey                string
+	ProfileID                uuid.UUID
+	Outputs                  []string
+	Hardware                 string
+	PlaybackPolicy           string
+	SegmentDuration          int32
+	PlaylistWindowSize       int32
+	Disabled                 bool
+	Status                   string
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	RecordingMode            string
+	RecordingDeleteAfterDays *int32
+	DvrWindowS               int32
+	ThumbnailIntervalS       float64
 }
 
 type StreamSession struct {

@@ -3,8 +3,9 @@
 
 -- name: CreateStream :one
 INSERT INTO streams (id, name, stream_key, profile_id, outputs, hardware, playback_policy,
-                     segment_duration, playlist_window_size, disabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     segment_duration, playlist_window_size, disabled, recording_mode,
+                     recording_delete_after_days, dvr_window_s, thumbnail_interval_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING id;
 
 -- name: GetStream :one
@@ -34,6 +35,12 @@ UPDATE streams SET
     segment_duration     = coalesce(sqlc.narg(segment_duration), segment_duration),
     playlist_window_size = coalesce(sqlc.narg(playlist_window_size), playlist_window_size),
     disabled             = coalesce(sqlc.narg(disabled), disabled),
+    recording_mode       = coalesce(sqlc.narg(recording_mode), recording_mode),
+    recording_delete_after_days = CASE WHEN sqlc.arg(set_delete_after_days)::boolean
+                                       THEN sqlc.narg(recording_delete_after_days)::integer
+                                       ELSE recording_delete_after_days END,
+    dvr_window_s         = coalesce(sqlc.narg(dvr_window_s), dvr_window_s),
+    thumbnail_interval_s = coalesce(sqlc.narg(thumbnail_interval_s), thumbnail_interval_s),
     updated_at           = now()
 WHERE id = sqlc.arg(id)
 RETURNING id;

@@ -26,22 +26,27 @@ func (q *Queries) CountLiveStreams(ctx context.Context) (int64, error) {
 const createStream = `-- name: CreateStream :one
 
 INSERT INTO streams (id, name, stream_key, profile_id, outputs, hardware, playback_policy,
-                     segment_duration, playlist_window_size, disabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     segment_duration, playlist_window_size, disabled, recording_mode,
+                     recording_delete_after_days, dvr_window_s, thumbnail_interval_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING id
 `
 
 type CreateStreamParams struct {
-	ID                 uuid.UUID
-	Name               string
-	StreamKey          string
-	ProfileID          uuid.UUID
-	Outputs            []string
-	Hardware           string
-	PlaybackPolicy     string
-	SegmentDuration    int32
-	PlaylistWindowSize int32
-	Disabled           bool
+	ID                       uuid.UUID
+	Name                     string
+	StreamKey                string
+	ProfileID                uuid.UUID
+	Outputs                  []string
+	Hardware                 string
+	PlaybackPolicy           string
+	SegmentDuration          int32
+	PlaylistWindowSize       int32
+	Disabled                 bool
+	RecordingMode            string
+	RecordingDeleteAfterDays *int32
+	DvrWindowS               int32
+	ThumbnailIntervalS       float64
 }
 
 // Mutations return the id; the store then reads the stream with its profile's
@@ -58,6 +63,10 @@ func (q *Queries) CreateStream(ctx context.Context, arg CreateStreamParams) (uui
 		arg.SegmentDuration,
 		arg.PlaylistWindowSize,
 		arg.Disabled,
+		arg.RecordingMode,
+		arg.RecordingDeleteAfterDays,
+		arg.DvrWindowS,
+		arg.ThumbnailIntervalS,
 	)
 	var id uuid.UUID
 	err := row.Scan(&id)
@@ -108,7 +117,7 @@ func (q *Queries) GetPublishAuth(ctx context.Context, streamKey string) (GetPubl
 }
 
 const getStream = `-- name: GetStream :one
-SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, p.name AS profile_name
+SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, s.recording_mode, s.recording_delete_after_days, s.dvr_window_s, s.thumbnail_interval_s, p.name AS profile_name
 FROM streams s JOIN profiles p ON p.id = s.profile_id
 WHERE s.id = $1
 `
@@ -135,13 +144,17 @@ func (q *Queries) GetStream(ctx context.Context, id uuid.UUID) (GetStreamRow, er
 		&i.Stream.Status,
 		&i.Stream.CreatedAt,
 		&i.Stream.UpdatedAt,
+		&i.Stream.RecordingMode,
+		&i.Stream.RecordingDeleteAfterDays,
+		&i.Stream.DvrWindowS,
+		&i.Stream.ThumbnailIntervalS,
 		&i.ProfileName,
 	)
 	return i, err
 }
 
 const getStreamByKey = `-- name: GetStreamByKey :one
-SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, p.name AS profile_name
+SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, s.recording_mode, s.recording_delete_after_days, s.dvr_window_s, s.thumbnail_interval_s, p.name AS profile_name
 FROM streams s JOIN profiles p ON p.id = s.profile_id
 WHERE s.stream_key = $1
 `
@@ -168,13 +181,17 @@ func (q *Queries) GetStreamByKey(ctx context.Context, streamKey string) (GetStre
 		&i.Stream.Status,
 		&i.Stream.CreatedAt,
 		&i.Stream.UpdatedAt,
+		&i.Stream.RecordingMode,
+		&i.Stream.RecordingDeleteAfterDays,
+		&i.Stream.DvrWindowS,
+		&i.Stream.ThumbnailIntervalS,
 		&i.ProfileName,
 	)
 	return i, err
 }
 
 const listStreams = `-- name: ListStreams :many
-SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, p.name AS profile_name
+SELECT s.id, s.name, s.stream_key, s.profile_id, s.outputs, s.hardware, s.playback_policy, s.segment_duration, s.playlist_window_size, s.disabled, s.status, s.created_at, s.updated_at, s.recording_mode, s.recording_delete_after_days, s.dvr_window_s, s.thumbnail_interval_s, p.name AS profile_name
 FROM streams s JOIN profiles p ON p.id = s.profile_id
 WHERE $1::uuid IS NULL OR s.id > $1::uuid
 ORDER BY s.id
@@ -214,6 +231,10 @@ func (q *Queries) ListStreams(ctx context.Context, arg ListStreamsParams) ([]Lis
 			&i.Stream.Status,
 			&i.Stream.CreatedAt,
 			&i.Stream.UpdatedAt,
+			&i.Stream.RecordingMode,
+			&i.Stream.RecordingDeleteAfterDays,
+			&i.Stream.DvrWindowS,
+			&i.Stream.ThumbnailIntervalS,
 			&i.ProfileName,
 		); err != nil {
 			return nil, err
@@ -284,21 +305,32 @@ UPDATE streams SET
     segment_duration     = coalesce($6, segment_duration),
     playlist_window_size = coalesce($7, playlist_window_size),
     disabled             = coalesce($8, disabled),
+    recording_mode       = coalesce($9, recording_mode),
+    recording_delete_after_days = CASE WHEN $10::boolean
+                                       THEN $11::integer
+                                       ELSE recording_delete_after_days END,
+    dvr_window_s         = coalesce($12, dvr_window_s),
+    thumbnail_interval_s = coalesce($13, thumbnail_interval_s),
     updated_at           = now()
-WHERE id = $9
+WHERE id = $14
 RETURNING id
 `
 
 type UpdateStreamParams struct {
-	Name               *string
-	ProfileID          *uuid.UUID
-	Outputs            []string
-	Hardware           *string
-	PlaybackPolicy     *string
-	SegmentDuration    *int32
-	PlaylistWindowSize *int32
-	Disabled           *bool
-	ID                 uuid.UUID
+	Name                     *string
+	ProfileID                *uuid.UUID
+	Outputs                  []string
+	Hardware                 *string
+	PlaybackPolicy           *string
+	SegmentDuration          *int32
+	PlaylistWindowSize       *int32
+	Disabled                 *bool
+	RecordingMode            *string
+	SetDeleteAfterDays       bool
+	RecordingDeleteAfterDays *int32
+	DvrWindowS               *int32
+	ThumbnailIntervalS       *float64
+	ID                       uuid.UUID
 }
 
 func (q *Queries) UpdateStream(ctx context.Context, arg UpdateStreamParams) (uuid.UUID, error) {
@@ -311,6 +343,11 @@ func (q *Queries) UpdateStream(ctx context.Context, arg UpdateStreamParams) (uui
 		arg.SegmentDuration,
 		arg.PlaylistWindowSize,
 		arg.Disabled,
+		arg.RecordingMode,
+		arg.SetDeleteAfterDays,
+		arg.RecordingDeleteAfterDays,
+		arg.DvrWindowS,
+		arg.ThumbnailIntervalS,
 		arg.ID,
 	)
 	var id uuid.UUID
