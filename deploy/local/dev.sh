@@ -74,6 +74,8 @@ DIONYSIA_PUBLIC_PLAYBACK_URL="http://${ROUTER_ADDR}"
 DIONYSIA_PUBLIC_INGEST_HOST="127.0.0.1"
 # So that a webhook can point at a receiver on this machine (docs/webhooks.md).
 DIONYSIA_ALLOW_PRIVATE_TARGETS="${DIONYSIA_ALLOW_PRIVATE_TARGETS:-true}"
+# Recordings (docs/recording.md): the API, the worker and the router share one store.
+DIONYSIA_STORAGE_URL="${DIONYSIA_STORAGE_URL:-file://${root}/.dev/recordings}"
 set +a
 bin=("${root}/bin/dionysia")
 
@@ -164,12 +166,12 @@ fi
 stream_json="$("${bin[@]}" streams list -o json)"
 id="$(jq -r '[.[] | select(.name == "demo")][0].id // empty' <<< "${stream_json}")"
 if [[ -z "${id}" ]]; then
-  id="$("${bin[@]}" streams create --name demo --profile demo -o json | jq -r .id)"
+  id="$("${bin[@]}" streams create --name demo --profile demo --record automatic --dvr-window 300 -o json | jq -r .id)"
 else
   # Reused from an earlier run, where it may have been disabled, signed or
   # moved to another profile: make it playable again.
   "${bin[@]}" streams update "${id}" --disabled=false --playback-policy public --profile demo \
-    --outputs hls,dash > /dev/null || die "could not reset the demo stream ${id} to playable"
+    --outputs hls,dash --record automatic --dvr-window 300 > /dev/null || die "could not reset the demo stream ${id} to playable"
 fi
 stream_json="$("${bin[@]}" streams get "${id}" -o json)"
 rtmp="$(jq -r .ingest.rtmp <<< "${stream_json}")"
@@ -219,6 +221,10 @@ $(printf '\033[1;32m')Dionysia is up, and the demo stream is playing.$(printf '\
 
   CLI:           export DIONYSIA_API_KEY=\$(cat ${key_file})
                  bin/dionysia streams list · bin/dionysia workers list
+  Recordings:    the demo records (a 5-minute DVR window on the preview page's seek bar); each
+                 session becomes an asset when it ends: bin/dionysia assets list, then
+                 http://${ROUTER_ADDR}/play/vod/ASSET_ID (files in .dev/recordings, docs/recording.md)
+  Thumbnail:     http://${ROUTER_ADDR}/live/${id}/thumbnail.jpg?width=640
   Webhooks:      bin/dionysia webhooks create --url http://127.0.0.1:9000/hook   (private targets are
                  allowed in dev: DIONYSIA_ALLOW_PRIVATE_TARGETS=true; see docs/webhooks.md)
   Logs:          ${logs}/
