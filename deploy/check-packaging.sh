@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the operator packaging without a container engine or a cluster (idempotent, a few
 # seconds): docker-compose.yml (+ the gpu profile), the Dockerfiles' inputs, the Kubernetes
-# manifests and the systemd units. Exits non-zero with a message naming each invalid file.
+# manifests (and their kustomize builds when kubectl is installed) and the systemd units.
+# Exits non-zero with a message naming each invalid file.
 #
 #   deploy/check-packaging.sh
 #
@@ -272,9 +273,9 @@ if any(d.get("kind") == "Secret" for d in objs):
     err(k8s, "a Secret is listed in kustomization.yaml: keep placeholders out of clusters")
 
 cm = (by.get(("ConfigMap", "dionysia")) or {}).get("data", {})
-secret = next((d for d in docs.get(os.path.join(k8s, "secret.example.yaml"), []) if d.get("kind") == "Secret"), {})
+secret = next((d for d in docs.get(os.path.join(k8s, "base", "secret.example.yaml"), []) if d.get("kind") == "Secret"), {})
 skeys = set((secret.get("stringData") or {}).keys())
-images = {i["name"] for i in docs[os.path.join(k8s, "kustomization.yaml")][0].get("images", [])}
+images = {i["name"] for i in docs[os.path.join(k8s, "base", "kustomization.yaml")][0].get("images", [])}
 probe_ports = {"api": 8080, "router": 8081, "edge": 9990, "worker-cpu": 8090, "worker-gpu": 8090}
 for (kind, name), d in by.items():
     if kind not in ("Deployment", "StatefulSet"):
@@ -328,7 +329,7 @@ for (kind, name), d in by.items():
         if spec.get("terminationGracePeriodSeconds", 30) < 30:
             err(k8s, f"{name}: terminationGracePeriodSeconds too short for the graceful handover")
 if not str(cm.get("storage-url", "")).startswith("s3://"):
-    err(os.path.join(k8s, "configmap.yaml"), "storage-url must be an s3:// URL (pods cannot share a file store)")
+    err(os.path.join(k8s, "base", "configmap.yaml"), "storage-url must be an s3:// URL (pods cannot share a file store)")
 gpu = by.get(("Deployment", "worker-gpu"), {}).get("spec", {}).get("template", {}).get("spec", {})
 if gpu:
     lim = gpu["containers"][0].get("resources", {}).get("limits", {})
@@ -389,6 +390,20 @@ for e in errors:
 sys.exit(1 if errors else 0)
 PY
   fail "structure checks (see above)"
+fi
+
+# --- kustomize builds (kubectl's kustomize: it refuses what the YAML checks above cannot see,
+# such as an overlay inside its base's directory) ---------------------------------------
+if command -v kubectl >/dev/null; then
+  for k in deploy/k8s deploy/k8s/keda; do
+    if out="$(kubectl kustomize "${k}" 2>&1 >/dev/null)"; then
+      ok "kubectl kustomize ${k}"
+    else
+      fail "kubectl kustomize ${k}: ${out}"
+    fi
+  done
+else
+  echo "    skipped: kubectl not found (install it to build deploy/k8s and deploy/k8s/keda with kustomize)"
 fi
 
 # --- systemd units ------------------------------------------------------------------------
