@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the operator packaging without a container engine or a cluster (idempotent, a few
 # seconds): docker-compose.yml (+ the gpu profile), the Dockerfiles' inputs, the Kubernetes
-# manifests and the systemd units. Exits non-zero with a message naming each invalid file.
+# manifests (and their kustomize builds when kubectl is installed) and the systemd units.
+# Exits non-zero with a message naming each invalid file.
 #
 #   deploy/check-packaging.sh
 #
@@ -68,7 +69,8 @@ else
   fail "docker-compose.yml with a filled env file is invalid: ${out}"
 fi
 # No secret may have a default, and the committed example must hold none.
-for v in POSTGRES_PASSWORD DIONYSIA_EDGE_SECRET DIONYSIA_WORKER_SECRET DIONYSIA_PLAYBACK_KEYS GRAFANA_ADMIN_PASSWORD; do
+for v in POSTGRES_PASSWORD DIONYSIA_EDGE_SECRET DIONYSIA_WORKER_SECRET DIONYSIA_PLAYBACK_KEYS GRAFANA_ADMIN_PASSWORD \
+  DIONYSIA_STORAGE_SECRET_ACCESS_KEY; do
   if grep -Eq "\\\$\{${v}:?-[^}]" docker-compose.yml; then fail "docker-compose.yml: ${v} has a default value"; fi
   if ! grep -Eq "^${v}=$" .env.example; then fail ".env.example: ${v} must be present and empty"; fi
 done
@@ -102,7 +104,7 @@ packaging_only = {"DIONYSIA_API_BIND", "DIONYSIA_WORKER_CPU_CAPACITY",
 # --- compose ---
 compose = yaml.safe_load(read(os.path.join(root, "docker-compose.yml")))
 svcs = compose.get("services", {})
-want = {"postgres", "redis", "migrate", "api", "edge", "router", "worker-cpu", "worker-gpu", "prometheus", "grafana"}
+want = {"postgres", "redis", "recordings-init", "migrate", "api", "edge", "router", "worker-cpu", "worker-gpu", "prometheus", "grafana"}
 if set(svcs) != want:
     err("docker-compose.yml", f"services {sorted(svcs)} != {sorted(want)}")
 gpu = svcs.get("worker-gpu", {})
@@ -129,6 +131,28 @@ try:
             urls[u] = name
             if not str(env.get("DIONYSIA_WORKER_ORIGIN_ADDR", "")).startswith("0.0.0.0:"):
                 err("docker-compose.yml", f"{name}: the origin must listen on 0.0.0.0")
+    # Recordings: api, router and the workers open one store, by default the `recordings`
+    # volume, all as the worker image's uid (the file store's directories are 0755).
+    rsv = r.get("services") or {}
+    wuser = re.search(r"^USER\s+(\S+)", read(os.path.join(root, "deploy/docker/worker.Dockerfile")), re.M).group(1)
+    store = {n: (rsv.get(n, {}).get("environment") or {}).get("DIONYSIA_STORAGE_URL") for n in ("api", "router", "worker-cpu", "worker-gpu")}
+    if set(store.values()) != {"file:///var/lib/dionysia/recordings"}:
+        err("docker-compose.yml", f"api, router and the workers must default to the recordings volume's store: {store}")
+    for name in ("recordings-init", "api", "router", "worker-cpu", "worker-gpu"):
+        if "recordings:/var/lib/dionysia/recordings" not in (svcs.get(name, {}).get("volumes") or []):
+            err("docker-compose.yml", f"{name}: must mount the recordings volume at /var/lib/dionysia/recordings")
+        if name != "recordings-init":
+            # api and router: the services image's own uid (65532) would not do.
+            if svcs.get(name, {}).get("user", None if name in ("api", "router") else wuser) != wuser:
+                err("docker-compose.yml", f"{name}: must run as {wuser}, the recordings volume's owner")
+            d = (svcs.get(name, {}).get("depends_on") or {}).get("recordings-init")
+            if not isinstance(d, dict) or d.get("condition") != "service_completed_successfully":
+                err("docker-compose.yml", f"{name}: must depend on recordings-init completing")
+    if f"chown {wuser} " not in " ".join(svcs.get("recordings-init", {}).get("entrypoint") or []):
+        err("docker-compose.yml", f"recordings-init must chown the volume to {wuser}")
+    renv = rsv.get("router", {}).get("environment") or {}
+    if renv.get("DIONYSIA_API_URL") != "http://api:8080" or not renv.get("DIONYSIA_WORKER_SECRET"):
+        err("docker-compose.yml", "router: VOD needs DIONYSIA_API_URL=http://api:8080 and DIONYSIA_WORKER_SECRET")
 except Exception as e:  # the config step above already reported a broken file
     err("docker-compose.yml", f"rendered config unreadable: {e}")
 cenv = read(os.path.join(root, "docker-compose.yml"))
@@ -249,9 +273,9 @@ if any(d.get("kind") == "Secret" for d in objs):
     err(k8s, "a Secret is listed in kustomization.yaml: keep placeholders out of clusters")
 
 cm = (by.get(("ConfigMap", "dionysia")) or {}).get("data", {})
-secret = next((d for d in docs.get(os.path.join(k8s, "secret.example.yaml"), []) if d.get("kind") == "Secret"), {})
+secret = next((d for d in docs.get(os.path.join(k8s, "base", "secret.example.yaml"), []) if d.get("kind") == "Secret"), {})
 skeys = set((secret.get("stringData") or {}).keys())
-images = {i["name"] for i in docs[os.path.join(k8s, "kustomization.yaml")][0].get("images", [])}
+images = {i["name"] for i in docs[os.path.join(k8s, "base", "kustomization.yaml")][0].get("images", [])}
 probe_ports = {"api": 8080, "router": 8081, "edge": 9990, "worker-cpu": 8090, "worker-gpu": 8090}
 for (kind, name), d in by.items():
     if kind not in ("Deployment", "StatefulSet"):
@@ -287,6 +311,15 @@ for (kind, name), d in by.items():
                 port = ports.get(pr.get("port"), pr.get("port"))
                 if pr.get("path") != path or port != probe_ports.get(name):
                     err(k8s, f"{where}: {probe} must be GET {path} on port {probe_ports.get(name)}")
+    # Recordings: one S3 store (a file store cannot be shared by pods) for api, router, workers.
+    if name in ("api", "router", "worker-cpu", "worker-gpu"):
+        refs = {e["name"]: e.get("valueFrom") or {} for e in spec["containers"][0].get("env", [])}
+        if (refs.get("DIONYSIA_STORAGE_URL", {}).get("configMapKeyRef") or {}).get("key") != "storage-url":
+            err(k8s, f"{name}: DIONYSIA_STORAGE_URL must come from the ConfigMap's storage-url")
+        for v in ("DIONYSIA_STORAGE_ACCESS_KEY_ID", "DIONYSIA_STORAGE_SECRET_ACCESS_KEY") + \
+                (("DIONYSIA_WORKER_SECRET", "DIONYSIA_API_URL") if name == "router" else ()):
+            if v not in refs:
+                err(k8s, f"{name}: {v} is not set")
     if name.startswith("worker"):
         env = {e["name"]: e.get("value") for e in spec["containers"][0].get("env", [])}
         if env.get("DIONYSIA_WORKER_ORIGIN_URL") != "http://$(POD_IP):8090":
@@ -295,6 +328,8 @@ for (kind, name), d in by.items():
             err(k8s, f"{name}: no replicas field (KEDA / kubectl scale own it)")
         if spec.get("terminationGracePeriodSeconds", 30) < 30:
             err(k8s, f"{name}: terminationGracePeriodSeconds too short for the graceful handover")
+if not str(cm.get("storage-url", "")).startswith("s3://"):
+    err(os.path.join(k8s, "base", "configmap.yaml"), "storage-url must be an s3:// URL (pods cannot share a file store)")
 gpu = by.get(("Deployment", "worker-gpu"), {}).get("spec", {}).get("template", {}).get("spec", {})
 if gpu:
     lim = gpu["containers"][0].get("resources", {}).get("limits", {})
@@ -342,13 +377,33 @@ for p in glob.glob(os.path.join(root, "deploy/systemd/*.service")):
     for n in re.findall(r"^Environment=(DIONYSIA_[A-Z0-9_]+)=", read(p), re.M):
         if n not in known:
             err(p, f"unknown variable {n}")
-ok("systemd environment names")
+# The default file store: one directory the API, router and worker units share.
+for u in ("dionysia-api.service", "dionysia-router.service", "dionysia-worker@.service"):
+    t = read(os.path.join(root, "deploy/systemd", u))
+    sd = re.search(r"^StateDirectory=(.*)$", t, re.M)
+    if not sd or "dionysia/recordings" not in sd.group(1).split() or not re.search(r"^StateDirectoryMode=0750$", t, re.M):
+        err(os.path.join(root, "deploy/systemd", u), "needs StateDirectory=dionysia/recordings, StateDirectoryMode=0750")
+ok("systemd environment names, the shared recordings directory")
 
 for e in errors:
     print(f"\033[1;31mFAIL:\033[0m {e}", file=sys.stderr)
 sys.exit(1 if errors else 0)
 PY
   fail "structure checks (see above)"
+fi
+
+# --- kustomize builds (kubectl's kustomize: it refuses what the YAML checks above cannot see,
+# such as an overlay inside its base's directory) ---------------------------------------
+if command -v kubectl >/dev/null; then
+  for k in deploy/k8s deploy/k8s/keda; do
+    if out="$(kubectl kustomize "${k}" 2>&1 >/dev/null)"; then
+      ok "kubectl kustomize ${k}"
+    else
+      fail "kubectl kustomize ${k}: ${out}"
+    fi
+  done
+else
+  echo "    skipped: kubectl not found (install it to build deploy/k8s and deploy/k8s/keda with kustomize)"
 fi
 
 # --- systemd units ------------------------------------------------------------------------
