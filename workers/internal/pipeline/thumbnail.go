@@ -40,6 +40,12 @@ const (
 // one frame, so a slow JPEG encode or disk drops thumbnails and never holds
 // the tee (and the renditions) back. A failed write is logged and the next
 // frame due tries again; it never fails the run.
+//
+// It takes frames in system memory. On the CPU path that is what the
+// decoder gives every leg. On the GPU path the tee's caps are what all its
+// legs accept, so a decoder able to hand CUDA memory to the renditions'
+// cudaupload negotiates system memory instead (cudaupload accepts both);
+// that path is not run on this project's machines (no NVENC).
 type thumbnailer struct {
 	log      *slog.Logger
 	dir      string
