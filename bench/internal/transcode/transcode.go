@@ -41,6 +41,9 @@ type Config struct {
 	Cores         int
 	Log           func(format string, args ...any)
 	KeepOutputDir bool
+	// ThumbnailInterval makes our side write the live thumbnail as a worker
+	// does, every this much stream time (0: off, the default).
+	ThumbnailInterval time.Duration
 }
 
 // Run is one measured transcode of the clip.
@@ -51,6 +54,7 @@ type Run struct {
 	OutputDir   string
 	Renditions  []Rendition
 	X264Options string
+	Thumbnails  int // thumbnails written (ours, with ThumbnailInterval)
 }
 
 // CPUPerMediaSecond is CPU seconds spent per second of media.
@@ -66,6 +70,7 @@ type benchOutput struct {
 		WallSeconds  float64 `json:"wall_seconds"`
 		MediaSeconds float64 `json:"media_seconds"`
 		Skipped      []string
+		Thumbnails   int    `json:"thumbnails"`
 		Error        string `json:"error"`
 	} `json:"streams"`
 }
@@ -91,7 +96,7 @@ func (c Config) TranscodeOurs(ctx context.Context, l ladder.Ladder, streams int,
 		return Run{}, err
 	}
 	res, err := measure.Run(ctx, "", nil, c.Bin, "-src", c.Clip, "-out", filepath.Join(dir, "out"), "-ladder", lf,
-		"-streams", strconv.Itoa(streams), "-segment", c.Segment.String())
+		"-streams", strconv.Itoa(streams), "-segment", c.Segment.String(), "-thumbnail-interval", c.ThumbnailInterval.String())
 	if err != nil {
 		return Run{}, err
 	}
@@ -103,6 +108,10 @@ func (c Config) TranscodeOurs(ctx context.Context, l ladder.Ladder, streams int,
 	for _, s := range out.Streams {
 		if s.Error != "" {
 			return run, fmt.Errorf("dionysia-bench-transcode: %s", s.Error)
+		}
+		run.Thumbnails += s.Thumbnails
+		if c.ThumbnailInterval > 0 && s.Thumbnails == 0 {
+			return run, fmt.Errorf("dionysia-bench-transcode wrote no thumbnail every %s", c.ThumbnailInterval)
 		}
 		if len(s.Skipped) > 0 {
 			return run, fmt.Errorf("dionysia-bench-transcode skipped renditions: %v", s.Skipped)

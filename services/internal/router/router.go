@@ -546,11 +546,14 @@ func (rt *Router) retry(r *http.Request, p playback.Path, failed *ownership.Owne
 	return rt.roundTrip(r, p, st.Owner)
 }
 
-// roundTrip sends the request to the owner's origin, with the token: the
-// origin checks the policy too (it may have seen a change before this
-// router).
+// roundTrip sends the request to the owner's origin, with the token (the
+// origin checks the policy too: it may have seen a change before this
+// router) and the query (a thumbnail's ?width=), as a redirect would.
 func (rt *Router) roundTrip(r *http.Request, p playback.Path, owner *ownership.Owner) (*http.Response, *ownership.Owner, error) {
 	target := strings.TrimSuffix(owner.OriginURL, "/") + playback.URLPath(p.StreamID, p.Token, p.File)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, nil)
 	if err != nil {
 		return nil, owner, fmt.Errorf("building origin request: %w", err)

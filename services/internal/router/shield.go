@@ -157,7 +157,9 @@ func (s *shield) collectors() []prometheus.Collector {
 }
 
 // kind tells what the shield does with a file: segments and init files are
-// immutable, playlists are kept briefly, anything else is passed through.
+// immutable, playlists are kept briefly, anything else is passed through,
+// such as the live thumbnail (thumbnail.jpg: replaced every few seconds,
+// scaled per ?width=, which the shield's keys do not hold).
 type kind int
 
 const (

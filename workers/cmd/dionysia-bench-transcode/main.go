@@ -21,11 +21,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/packager"
 	"github.com/dionysia/dionysia/workers/internal/pipeline"
 )
@@ -49,7 +51,9 @@ type StreamResult struct {
 	MediaSeconds float64           `json:"media_seconds"`
 	Renditions   []RenditionResult `json:"renditions"`
 	Skipped      []string          `json:"skipped,omitempty"`
-	Error        string            `json:"error,omitempty"`
+	// Thumbnails is how many thumbnails were written (-thumbnail-interval).
+	Thumbnails int    `json:"thumbnails"`
+	Error      string `json:"error,omitempty"`
 }
 
 // RenditionResult are one rendition's counters.
@@ -77,6 +81,7 @@ func run() error {
 	streams := flag.Int("streams", 1, "pipelines to run at the same time in this process")
 	segment := flag.Duration("segment", 2*time.Second, "segment duration")
 	threads := flag.Int("threads", 0, "x264 threads per rendition (0: the worker's default)")
+	thumbs := flag.Duration("thumbnail-interval", 0, "write the live thumbnail every this much stream time, as a worker does (0: off)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	verbose := flag.Bool("v", false, "log the pipelines' warnings on stderr")
 	flag.Parse()
@@ -114,7 +119,7 @@ func run() error {
 	for i := range *streams {
 		dir := filepath.Join(*out, "stream-"+strconv.Itoa(i))
 		wg.Go(func() {
-			res.Streams[i] = transcode(ctx, log, abs, dir, lad, *segment, *threads)
+			res.Streams[i] = transcode(ctx, log, abs, dir, lad, *segment, *threads, *thumbs)
 		})
 	}
 	wg.Wait()
@@ -157,8 +162,10 @@ func loadLadder(profile, file string) (ladder.Ladder, error) {
 
 // transcode runs one pipeline into one packager whose window holds every
 // segment, so the whole output stays on disk for the quality measurement.
-func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladder.Ladder, segment time.Duration, threads int) StreamResult {
+func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladder.Ladder, segment time.Duration, threads int,
+	thumbs time.Duration) StreamResult {
 	res := StreamResult{Dir: dir}
+	var thumbsWritten atomic.Int64
 	pk, err := packager.New(packager.Config{Dir: dir, SegmentDuration: segment, WindowSize: 10_000, Logger: log})
 	if err != nil {
 		res.Error = err.Error()
@@ -171,6 +178,10 @@ func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladde
 		SegmentDuration: segment,
 		EncoderThreads:  threads,
 		Logger:          log,
+		// Thumbnails go where a worker writes them: the stream directory.
+		ThumbnailInterval: thumbs,
+		ThumbnailDir:      dir,
+		OnThumbnail:       func(media.Thumbnail) { thumbsWritten.Add(1) },
 	})
 	if err != nil {
 		res.Error = err.Error()
@@ -185,6 +196,7 @@ func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladde
 	}
 	st := p.Stats()
 	res.Skipped = st.Skipped
+	res.Thumbnails = int(thumbsWritten.Load())
 	tracks := map[string]packager.TrackStats{}
 	for _, t := range pk.Stats().Tracks {
 		tracks[t.Name] = t

@@ -3,6 +3,7 @@
 //
 // Requests have the playback form GET|HEAD /live/{stream_id}[/t/{token}]/{file}
 // (see package playback) and are served from {DataDir}/{stream_id}/{file}.
+// The live thumbnail, thumbnail.jpg, takes ?width= (thumbnail.go).
 // Paths are checked by playback.ParsePath (a strict allowlist: no "..",
 // hidden files, percent encodings, backslashes or NUL bytes) and files are
 // opened through an os.Root confined to the stream's directory, which also
@@ -67,6 +68,8 @@ const (
 	OutcomeForbidden = "forbidden"
 	OutcomePreflight = "preflight"
 	OutcomeMethod    = "method_not_allowed"
+	OutcomeBadQuery  = "bad_query" // a thumbnail's ?width=
+	OutcomeError     = "error"     // a thumbnail that could not be scaled
 )
 
 type handler struct {
@@ -74,6 +77,7 @@ type handler struct {
 	log            *slog.Logger
 	playlistMaxAge int
 	requests       *prometheus.CounterVec
+	scaled         *scaledCache
 }
 
 // New returns the origin handler.
@@ -101,6 +105,7 @@ func New(cfg Config) (http.Handler, error) {
 		cfg:            cfg,
 		log:            cfg.Logger,
 		playlistMaxAge: max(1, int(math.Round(cfg.SegmentDuration.Seconds()/2))),
+		scaled:         newScaledCache(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dionysia_origin_requests_total",
 			Help: "Origin requests by outcome.",
@@ -149,6 +154,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.problem(w, http.StatusForbidden, OutcomeForbidden, err.Error())
 			return
 		}
+	}
+	if p.File == ThumbnailFile {
+		h.thumbnail(w, r, p)
+		return
 	}
 	ctype, cacheControl, ok := h.fileType(p.File)
 	if !ok {

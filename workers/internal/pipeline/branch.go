@@ -83,6 +83,15 @@ type branch interface {
 	build(g *graph, at attachment) ([]*gst.Element, error)
 }
 
+// queuedLeg is a leg that makes the queue attachLeg puts in front of it,
+// instead of a plain one: a leaky queue, or a probe on the queue's sink
+// pad that drops frames before they are queued (the thumbnailer). The
+// queue is created with g like the branch's elements; attachLeg links and
+// starts it.
+type queuedLeg interface {
+	queue(g *graph) (*gst.Element, error)
+}
+
 var errRan = errors.New("pipeline already ran")
 
 // attach adds b to the run. It must be called before Run.
@@ -114,7 +123,12 @@ func attachLeg(g *graph, tee *gst.Element, b branch, at attachment) error {
 	if len(elems) == 0 {
 		return fmt.Errorf("branch %s built no element", b.name())
 	}
-	q, err := g.make("queue", "")
+	var q *gst.Element
+	if ql, ok := b.(queuedLeg); ok {
+		q, err = ql.queue(g)
+	} else {
+		q, err = g.make("queue", "")
+	}
 	if err != nil {
 		return err
 	}

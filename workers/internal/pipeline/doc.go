@@ -64,8 +64,9 @@
 // attach points, without changes to the other parts:
 //
 //   - ① pointDecoded: a leg of the decoded video's tee, beside the
-//     renditions: raw frames at the source's size and rate. A thumbnailer
-//     (videorate ! videoconvertscale ! jpegenc ! appsink) joins here.
+//     renditions: raw frames at the source's size and rate. The thumbnailer
+//     (thumbnail.go: one frame per interval ! videoconvertscale ! jpegenc !
+//     appsink) joins here.
 //   - ② pointFilter: inline between the decoder and the tee: what it outputs
 //     is what every rendition scales. An overlay (textoverlay,
 //     gdkpixbufoverlay) joins here. A second input is a filter too: its
@@ -93,7 +94,8 @@
 //
 // Pipeline.attach adds a branch before Run. A feature that brings a branch
 // gives Config a field for it and has New attach the branch when the field
-// is set; none does yet. When no branch is attached the pipeline is exactly
+// is set: the thumbnailer (thumbnail.go, Config.ThumbnailInterval) is one,
+// at ①, behind a leaky queue of its own (queuedLeg). When no branch is attached the pipeline is exactly
 // the layout above: the tees at ③ and ④ exist only when a leg asks for
 // them. branch_test.go attaches a frame counter at each point of a real run.
 package pipeline

@@ -61,8 +61,20 @@ type Config struct {
 	StopTimeout time.Duration
 	// SRTLatency is srtsrc's receive latency. 0: 200 ms.
 	SRTLatency time.Duration
-	Logger     *slog.Logger
-	Metrics    *Metrics // nil: no metrics
+	// ThumbnailInterval is how often (in stream time) a decoded frame is
+	// written to ThumbnailDir/thumbnail.jpg (ThumbnailFile), at most
+	// ThumbnailMaxWidth wide; the first one as soon as the first frame is
+	// decoded. 0: no thumbnails.
+	ThumbnailInterval time.Duration
+	// ThumbnailDir is where thumbnail.jpg is written: the stream's directory
+	// (the packager's Dir). Required with ThumbnailInterval.
+	ThumbnailDir string
+	// OnThumbnail, when set, is called after each thumbnail was written, on
+	// the thumbnail branch's streaming thread: frames are dropped while it
+	// runs, never the renditions'.
+	OnThumbnail func(media.Thumbnail)
+	Logger      *slog.Logger
+	Metrics     *Metrics // nil: no metrics
 }
 
 func (c Config) withDefaults() Config {
@@ -88,6 +100,12 @@ func (c Config) Validate() error {
 	}
 	if c.SegmentDuration < 0 {
 		return fmt.Errorf("segment duration must not be negative, got %s", c.SegmentDuration)
+	}
+	if c.ThumbnailInterval < 0 {
+		return fmt.Errorf("thumbnail interval must not be negative, got %s", c.ThumbnailInterval)
+	}
+	if c.ThumbnailInterval > 0 && c.ThumbnailDir == "" {
+		return errors.New("thumbnails need a directory (ThumbnailDir)")
 	}
 	if _, err := AuthURL(c.Source); err != nil {
 		return err
@@ -169,6 +187,11 @@ func New(cfg Config) (*Pipeline, error) {
 	p.source = &source{log: log, url: u, src: cfg.Source, srtLatency: cfg.SRTLatency, live: live,
 		video: p.video, audio: p.audio, gate: p.gate, failure: p.failure, health: p.health}
 	p.gate.source, p.gate.renditions, p.gate.audio = p.source, p.renditions, p.audio
+	if cfg.ThumbnailInterval > 0 {
+		if err := p.attach(newThumbnailer(log, cfg.ThumbnailDir, cfg.ThumbnailInterval, cfg.OnThumbnail)); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

@@ -464,20 +464,23 @@ func openFDs(t *testing.T) int {
 }
 
 // TestNoLeaks runs 100 short start/stop cycles (half to EOS, half cancelled
-// after the first frame) and checks goroutines, file descriptors and
-// GStreamer elements return to where they were.
+// after the first frame), with thumbnails as workers run them, and checks
+// goroutines, file descriptors and GStreamer elements return to where they
+// were.
 func TestNoLeaks(t *testing.T) {
 	clip := clipTiny(t)
 	lad := ladder.Ladder{Renditions: []ladder.Rendition{
 		{Name: "a", Width: 320, Height: 180, VideoBitrateKbps: 300, FrameRate: 30, Preset: "ultrafast"},
 		{Name: "b", Width: 160, Height: 90, VideoBitrateKbps: 100, FrameRate: 15, Preset: "ultrafast"},
 	}}
+	thumbDir := t.TempDir()
 	run := func(i int) {
 		sink := newRecordingSink(t)
 		defer sink.close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cfg := Config{StreamID: fmt.Sprint(i), Source: fileSource(clip), Ladder: lad, EncoderThreads: 1}
+		cfg := Config{StreamID: fmt.Sprint(i), Source: fileSource(clip), Ladder: lad, EncoderThreads: 1,
+			ThumbnailInterval: 500 * time.Millisecond, ThumbnailDir: thumbDir}
 		if i%2 == 0 {
 			require.NoError(t, Run(ctx, cfg, sink), "cycle %d", i)
 			return
@@ -518,6 +521,7 @@ func TestNoLeaks(t *testing.T) {
 	t.Logf("%d cycles in %s; goroutines %d → %d, fds %d → %d, live GStreamer elements %d",
 		cycles, took.Round(time.Millisecond), goroutines, runtime.NumGoroutine(), fds, openFDs(t), live)
 	require.Zero(t, live, "GStreamer elements left alive")
+	require.FileExists(t, filepath.Join(thumbDir, ThumbnailFile))
 	require.LessOrEqual(t, runtime.NumGoroutine(), goroutines+2)
 	require.LessOrEqual(t, openFDs(t), fds+3)
 }

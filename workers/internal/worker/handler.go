@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -84,6 +83,10 @@ type Handler struct {
 	// decides. Default 12 s. It applies to live pulls only: a file source
 	// (tests, benchmarks) ends the session at its end.
 	SourceGrace time.Duration
+	// OnThumbnail, when set, is called after each live thumbnail of a
+	// stream was written (to {DataDir}/{stream_id}/thumbnail.jpg), from the
+	// pipeline's thumbnail thread: it must return quickly.
+	OnThumbnail func(streamID uuid.UUID, th media.Thumbnail)
 
 	mu       sync.Mutex
 	active   map[uuid.UUID]*ownership.Hold // streams this worker holds now
@@ -187,7 +190,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	} else if err != nil {
 		return fmt.Errorf("taking ownership of stream %s: %w", t.StreamID, err)
 	}
-	dir := filepath.Join(h.DataDir, t.StreamID.String())
+	dir := h.streamDir(t.StreamID)
 	h.track(t.StreamID, hold)
 	defer h.untrack(t.StreamID, dir)
 	defer func() {

@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -114,8 +115,8 @@ func setup(t *testing.T) *testBundle {
 		Retention:   time.Hour,
 		SourceGrace: 500 * time.Millisecond,
 		EndLinger:   200 * time.Millisecond,
-		Run:         PipelineRunner(hwprobe.CPU(), nil, nil, log),
 	}
+	h.Run = PipelineRunner(hwprobe.CPU(), nil, nil, h.thumbnails, log)
 	return &testBundle{handler: h, rdb: rdb, redisURL: r.URL, store: store, stops: stops, events: events, dataDir: dataDir}
 }
 
@@ -282,15 +283,28 @@ func task(t *testing.T, p job.Transcode) *asynq.Task {
 func TestHandlerTranscodesUntilTheSourceEnds(t *testing.T) {
 	tb := setup(t)
 	p := payload(t, "file://"+smallClip(t))
+	var thumbsMu sync.Mutex
+	var thumbs []media.Thumbnail
+	tb.handler.OnThumbnail = func(streamID uuid.UUID, th media.Thumbnail) {
+		assert.Equal(t, p.StreamID, streamID)
+		thumbsMu.Lock()
+		defer thumbsMu.Unlock()
+		thumbs = append(thumbs, th)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	require.NoError(t, tb.handler.ProcessTask(ctx, task(t, p)))
 
 	dir := filepath.Join(tb.dataDir, p.StreamID.String())
-	for _, f := range []string{"index.m3u8", "manifest.mpd", "360p/index.m3u8", "180p/index.m3u8", "360p/init.mp4", "audio/init.mp4"} {
+	for _, f := range []string{"index.m3u8", "manifest.mpd", "360p/index.m3u8", "180p/index.m3u8", "360p/init.mp4", "audio/init.mp4", "thumbnail.jpg"} {
 		require.FileExists(t, filepath.Join(dir, f))
 	}
+	thumbsMu.Lock()
+	// The 4 s clip at the default 10 s interval: the first frame only.
+	require.Len(t, thumbs, 1, "OnThumbnail is called after each thumbnail written")
+	require.Equal(t, media.Thumbnail{Path: filepath.Join(dir, "thumbnail.jpg"), At: thumbs[0].At, Width: 640, Height: 360}, thumbs[0])
+	thumbsMu.Unlock()
 	media, err := os.ReadFile(filepath.Join(dir, "360p", "index.m3u8"))
 	require.NoError(t, err)
 	require.Contains(t, string(media), "#EXT-X-ENDLIST", "an ended session closes its playlists")

@@ -98,9 +98,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
-		Run: PipelineRunner(probe.Backend, pmetrics,
-			&HealthReporter{APIURL: cfg.APIURL, Secret: cfg.Secret, WorkerID: cfg.ID, Logger: log}, log),
 	}
+	handler.Run = PipelineRunner(probe.Backend, pmetrics,
+		&HealthReporter{APIURL: cfg.APIURL, Secret: cfg.Secret, WorkerID: cfg.ID, Logger: log}, handler.thumbnails, log)
 	handler.Metrics, err = NewMetrics(reg, handler.Load, probe.Capacity)
 	if err != nil {
 		return fmt.Errorf("registering worker metrics: %w", err)
@@ -243,10 +243,12 @@ func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, r
 
 // PipelineRunner returns the RunFunc that runs the GStreamer pipeline with the
 // probed backend, marking failures a restart cannot fix as ErrPermanent.
-// While a run lasts, health (nil: none) reports its measurements.
-func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, health *HealthReporter, log *slog.Logger) RunFunc {
+// While a run lasts, health (nil: none) reports its measurements; thumbnails
+// (nil: none) says where the live thumbnail goes, refreshed every
+// t.ThumbnailIntervalS (0: DefaultThumbnailInterval).
+func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, health *HealthReporter, thumbnails ThumbnailsFunc, log *slog.Logger) RunFunc {
 	return func(ctx context.Context, t job.Transcode, src job.Source, sink media.Sink) error {
-		p, err := pipeline.New(pipeline.Config{
+		cfg := pipeline.Config{
 			StreamID:        t.StreamID.String(),
 			Source:          src,
 			Ladder:          t.Ladder,
@@ -254,7 +256,13 @@ func PipelineRunner(backend hwprobe.Backend, metrics *pipeline.Metrics, health *
 			SegmentDuration: time.Duration(t.SegmentDuration * float64(time.Second)),
 			Logger:          log.With("session_id", t.SessionID),
 			Metrics:         metrics,
-		})
+		}
+		if thumbnails != nil {
+			if dir, on := thumbnails(t); dir != "" {
+				cfg.ThumbnailInterval, cfg.ThumbnailDir, cfg.OnThumbnail = thumbnailInterval(t), dir, on
+			}
+		}
+		p, err := pipeline.New(cfg)
 		if err == nil {
 			hctx, stop := context.WithCancel(ctx)
 			done := make(chan struct{})
