@@ -32,9 +32,11 @@ func (h *Handler) streamDir(streamID uuid.UUID) string {
 }
 
 // thumbnails is the Handler's ThumbnailsFunc: thumbnails go to the stream's
-// directory, and each write is announced to OnThumbnail when it is set.
+// directory; each write is recorded when the session records (the stream's
+// uploader keeps it in the asset) and announced to OnThumbnail when it is set.
 func (h *Handler) thumbnails(t job.Transcode) (string, func(media.Thumbnail)) {
 	return h.streamDir(t.StreamID), func(th media.Thumbnail) {
+		h.thumbnail(t.StreamID, th)
 		if h.OnThumbnail != nil {
 			h.OnThumbnail(t.StreamID, th)
 		}
