@@ -210,3 +210,38 @@ func (b *browser) seekAndPlay(t testing.TB, to, play float64, timeout time.Durat
 	t.Fatalf("after seeking to %.1f s the video did not play %.1f s within %s: %+v (last %+v)", to, play, timeout, res, b.video(t))
 	return res
 }
+
+// playToEnd seeks to `from` and waits until the video ended, or stands within
+// half a second of its end (a player may stop a few frames short when one
+// track ends before the other; the result says whether "ended" fired). It
+// fails the test on a player error or at the deadline.
+func (b *browser) playToEnd(t testing.TB, from float64, timeout time.Duration) SeekResult {
+	t.Helper()
+	b.seek(t, from)
+	res := SeekResult{Target: from, Landed: -1}
+	var nearSince time.Time
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		v := b.video(t)
+		if v.PlayerState == "error" {
+			t.Fatalf("player error while playing to the end: %v", v.PlayerErrors)
+		}
+		if !v.Seeking && res.Landed < 0 && v.ReadyState >= 2 {
+			res.Landed = v.CurrentTime
+		}
+		res.PlayedTo, res.Ended = v.CurrentTime, v.Ended
+		if v.Ended {
+			return res
+		}
+		if v.Duration > 0 && v.CurrentTime >= v.Duration-0.5 {
+			if nearSince.IsZero() {
+				nearSince = time.Now()
+			} else if time.Since(nearSince) > 3*time.Second {
+				return res
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the video did not reach its end within %s of seeking to %.1f s: %+v (last %+v)", timeout, from, res, b.video(t))
+	return res
+}
