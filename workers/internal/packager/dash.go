@@ -141,7 +141,7 @@ func (p *Packager) writeMPD() error {
 	if _, err := m.Write(&buf, "  ", true); err != nil {
 		return fmt.Errorf("encoding MPD: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, ManifestName), buf.Bytes()); err != nil {
+	if err := WriteFileAtomic(filepath.Join(p.cfg.Dir, ManifestName), buf.Bytes()); err != nil {
 		return fmt.Errorf("writing MPD: %w", err)
 	}
 	return nil

@@ -9,14 +9,14 @@ import (
 	"time"
 )
 
-// writeFileAtomic writes data to a temporary file in path's directory and
+// WriteFileAtomic writes data to a temporary file in path's directory and
 // renames it over path, so readers see either the old or the new content,
 // never a partial file. The temporary name starts with a dot so directory
 // listings and HTTP servers that hide dot files never expose it.
 //
 // It does not fsync: the files are ephemeral live media that a crashed worker
 // would not resume from, and rename alone already gives readers atomicity.
-func writeFileAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	dir, base := filepath.Split(path)
 	f, err := os.CreateTemp(dir, "."+base+".tmp*")
 	if err != nil {

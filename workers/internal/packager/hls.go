@@ -45,7 +45,7 @@ func (p *Packager) writeMediaPlaylist(rd *rendition) error {
 		}
 	}
 	pl.Closed = rd.ended
-	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, rd.name, MediaPlaylistName), pl.Encode().Bytes()); err != nil {
+	if err := WriteFileAtomic(filepath.Join(p.cfg.Dir, rd.name, MediaPlaylistName), pl.Encode().Bytes()); err != nil {
 		return fmt.Errorf("writing media playlist: %w", err)
 	}
 	rd.written = true
@@ -123,7 +123,7 @@ func (p *Packager) writeMultivariant() error {
 	if bytes.Equal(data, p.lastMaster) {
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(p.cfg.Dir, MultivariantName), data); err != nil {
+	if err := WriteFileAtomic(filepath.Join(p.cfg.Dir, MultivariantName), data); err != nil {
 		return fmt.Errorf("writing multivariant playlist: %w", err)
 	}
 	p.lastMaster = bytes.Clone(data)
@@ -151,7 +151,7 @@ func endEarlierPlaylists(dir string) error {
 			continue
 		}
 		b = append(bytes.TrimRight(b, "\n"), []byte("\n#EXT-X-ENDLIST\n")...)
-		errs = append(errs, writeFileAtomic(path, b))
+		errs = append(errs, WriteFileAtomic(path, b))
 	}
 	return errors.Join(errs...)
 }

@@ -153,7 +153,7 @@ func (p *Packager) cut(tr *trackRun, samples []sample, end time.Duration, haveEn
 			if rd.inits > 0 {
 				name = fmt.Sprintf("init-%d.mp4", r.index)
 			}
-			if err := writeFileAtomic(filepath.Join(dir, name), tr.init); err != nil {
+			if err := WriteFileAtomic(filepath.Join(dir, name), tr.init); err != nil {
 				return fmt.Errorf("writing init segment: %w", err)
 			}
 			rd.initName, rd.initData = name, tr.init
@@ -175,7 +175,7 @@ func (p *Packager) cut(tr *trackRun, samples []sample, end time.Duration, haveEn
 	for _, f := range frags {
 		rec.dur += uint64(f.dur)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, rec.file()), data); err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, rec.file()), data); err != nil {
 		return fmt.Errorf("writing segment: %w", err)
 	}
 

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/go-gst/go-gst/gst/app"
 
 	"github.com/dionysia/dionysia/workers/internal/media"
+	"github.com/dionysia/dionysia/workers/internal/packager"
 )
 
 // ThumbnailFile is the name of the live thumbnail in the stream directory.
@@ -154,7 +154,7 @@ func (t *thumbnailer) onSample(s *app.Sink) gst.FlowReturn {
 	t.mu.Lock()
 	th := media.Thumbnail{Path: filepath.Join(t.dir, ThumbnailFile), At: t.shownAt, Width: t.width, Height: t.height}
 	t.mu.Unlock()
-	err := writeFileAtomic(th.Path, data)
+	err := packager.WriteFileAtomic(th.Path, data)
 	t.mu.Lock()
 	wasFailing := t.failing
 	t.failing = err != nil
@@ -172,31 +172,4 @@ func (t *thumbnailer) onSample(s *app.Sink) gst.FlowReturn {
 		t.on(th)
 	}
 	return gst.FlowOK
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// over path, so readers see the old or the new content, never a partial
-// file. The temporary name starts with a dot: the origin never serves it.
-func writeFileAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("creating temp file for %s: %w", base, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
