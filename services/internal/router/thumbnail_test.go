@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -29,19 +28,6 @@ func thumbnailJPEG(t *testing.T, w, h int, shade uint8) []byte {
 	var b bytes.Buffer
 	require.NoError(t, jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}))
 	return b.Bytes()
-}
-
-func requireProblem(t *testing.T, res *http.Response, body []byte, status int, detail string) {
-	t.Helper()
-	require.Equal(t, status, res.StatusCode, "%s", body)
-	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-	var p struct {
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-	}
-	require.NoError(t, json.Unmarshal(body, &p))
-	require.Equal(t, status, p.Status)
-	require.Contains(t, p.Detail, detail)
 }
 
 // thumbnailStream gives the bundle's stream a directory of its own (not the
