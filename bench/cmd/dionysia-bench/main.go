@@ -83,7 +83,7 @@ func run() error {
 	flag.Float64Var(&o.hookRate, "webhook-rate", 200, "events per second recorded in the sustained webhook runs (below the drain rate, so the delay is not queueing)")
 	flag.IntVar(&o.hookProducers, "webhook-producers", 8, "concurrent API clients recording webhook.test events")
 	flag.IntVar(&o.hookConc, "webhook-concurrency", 16, "the delivery worker's DIONYSIA_WEBHOOK_CONCURRENCY (and the reference's clients)")
-	flag.StringVar(&o.sections, "sections", "transcode,density,latency,control,routing,webhooks,storage,thumbnails", "sections to run")
+	flag.StringVar(&o.sections, "sections", "transcode,density,latency,control,routing,webhooks,storage,thumbnails,recording", "sections to run")
 	flag.StringVar(&o.density, "density-light", "auto", "also ramp a lighter ladder: auto (when the 720p ladder sustains < 2 streams), always, never")
 	flag.BoolVar(&o.quick, "quick", false, "one run of everything with short durations (for development)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
@@ -144,6 +144,7 @@ func run() error {
 		{"webhooks", b.webhooksSection},
 		{"storage", b.storageSection},
 		{"thumbnails", b.thumbnailsSection},
+		{"recording", b.recordingSection},
 	} {
 		name := s.name
 		fn := s.fn

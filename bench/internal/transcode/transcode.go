@@ -44,6 +44,10 @@ type Config struct {
 	// ThumbnailInterval makes our side write the live thumbnail as a worker
 	// does, every this much stream time (0: off, the default).
 	ThumbnailInterval time.Duration
+	// RecordStore makes our side record as a worker does, into this store
+	// URL (RecordEnv: its credentials); empty: off.
+	RecordStore string
+	RecordEnv   []string
 }
 
 // Run is one measured transcode of the clip.
@@ -55,6 +59,8 @@ type Run struct {
 	Renditions  []Rendition
 	X264Options string
 	Thumbnails  int // thumbnails written (ours, with ThumbnailInterval)
+	// Recorded is what our side uploaded (with RecordStore).
+	RecordedFiles, RecordedBytes, LostSegments int64
 }
 
 // CPUPerMediaSecond is CPU seconds spent per second of media.
@@ -66,12 +72,15 @@ func (r Run) RealtimeFactor() float64 { return r.MediaSecs / r.Usage.Wall.Second
 // benchOutput is dionysia-bench-transcode's JSON.
 type benchOutput struct {
 	Streams []struct {
-		Dir          string  `json:"dir"`
-		WallSeconds  float64 `json:"wall_seconds"`
-		MediaSeconds float64 `json:"media_seconds"`
-		Skipped      []string
-		Thumbnails   int    `json:"thumbnails"`
-		Error        string `json:"error"`
+		Dir           string  `json:"dir"`
+		WallSeconds   float64 `json:"wall_seconds"`
+		MediaSeconds  float64 `json:"media_seconds"`
+		Skipped       []string
+		Thumbnails    int    `json:"thumbnails"`
+		RecordedFiles int64  `json:"recorded_files"`
+		RecordedBytes int64  `json:"recorded_bytes"`
+		LostSegments  int64  `json:"lost_segments"`
+		Error         string `json:"error"`
 	} `json:"streams"`
 }
 
@@ -95,8 +104,12 @@ func (c Config) TranscodeOurs(ctx context.Context, l ladder.Ladder, streams int,
 	if err != nil {
 		return Run{}, err
 	}
-	res, err := measure.Run(ctx, "", nil, c.Bin, "-src", c.Clip, "-out", filepath.Join(dir, "out"), "-ladder", lf,
-		"-streams", strconv.Itoa(streams), "-segment", c.Segment.String(), "-thumbnail-interval", c.ThumbnailInterval.String())
+	args := []string{"-src", c.Clip, "-out", filepath.Join(dir, "out"), "-ladder", lf,
+		"-streams", strconv.Itoa(streams), "-segment", c.Segment.String(), "-thumbnail-interval", c.ThumbnailInterval.String()}
+	if c.RecordStore != "" {
+		args = append(args, "-record", c.RecordStore)
+	}
+	res, err := measure.Run(ctx, "", c.RecordEnv, c.Bin, args...)
 	if err != nil {
 		return Run{}, err
 	}
@@ -110,6 +123,12 @@ func (c Config) TranscodeOurs(ctx context.Context, l ladder.Ladder, streams int,
 			return run, fmt.Errorf("dionysia-bench-transcode: %s", s.Error)
 		}
 		run.Thumbnails += s.Thumbnails
+		run.RecordedFiles += s.RecordedFiles
+		run.RecordedBytes += s.RecordedBytes
+		run.LostSegments += s.LostSegments
+		if c.RecordStore != "" && s.RecordedFiles == 0 {
+			return run, fmt.Errorf("dionysia-bench-transcode recorded nothing into %s", c.RecordStore)
+		}
 		if c.ThumbnailInterval > 0 && s.Thumbnails == 0 {
 			return run, fmt.Errorf("dionysia-bench-transcode wrote no thumbnail every %s", c.ThumbnailInterval)
 		}

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,9 +28,13 @@ import (
 
 	"github.com/dionysia/dionysia/pkg/job"
 	"github.com/dionysia/dionysia/pkg/ladder"
+	"github.com/dionysia/dionysia/pkg/ownership"
+	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/packager"
 	"github.com/dionysia/dionysia/workers/internal/pipeline"
+	"github.com/dionysia/dionysia/workers/internal/recording"
+	"github.com/google/uuid"
 )
 
 // Result is the program's output.
@@ -52,8 +57,13 @@ type StreamResult struct {
 	Renditions   []RenditionResult `json:"renditions"`
 	Skipped      []string          `json:"skipped,omitempty"`
 	// Thumbnails is how many thumbnails were written (-thumbnail-interval).
-	Thumbnails int    `json:"thumbnails"`
-	Error      string `json:"error,omitempty"`
+	Thumbnails int `json:"thumbnails"`
+	// RecordedFiles and RecordedBytes are what the recording uploaded
+	// (-record), LostSegments what it could not.
+	RecordedFiles int64  `json:"recorded_files"`
+	RecordedBytes int64  `json:"recorded_bytes"`
+	LostSegments  int64  `json:"lost_segments"`
+	Error         string `json:"error,omitempty"`
 }
 
 // RenditionResult are one rendition's counters.
@@ -82,6 +92,7 @@ func run() error {
 	segment := flag.Duration("segment", 2*time.Second, "segment duration")
 	threads := flag.Int("threads", 0, "x264 threads per rendition (0: the worker's default)")
 	thumbs := flag.Duration("thumbnail-interval", 0, "write the live thumbnail every this much stream time, as a worker does (0: off)")
+	record := flag.String("record", "", "record every stream to this store URL as a worker does (file:///dir or s3://…; S3 credentials from DIONYSIA_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY); empty: off")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	verbose := flag.Bool("v", false, "log the pipelines' warnings on stderr")
 	flag.Parse()
@@ -113,13 +124,23 @@ func run() error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
+	var store storage.Store
+	if *record != "" {
+		if store, err = storage.Open(ctx, *record, storage.Options{
+			AccessKeyID:     os.Getenv("DIONYSIA_STORAGE_ACCESS_KEY_ID"),
+			SecretAccessKey: os.Getenv("DIONYSIA_STORAGE_SECRET_ACCESS_KEY"),
+		}); err != nil {
+			return fmt.Errorf("opening -record: %w", err)
+		}
+	}
+
 	res := Result{Streams: make([]StreamResult, *streams)}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range *streams {
 		dir := filepath.Join(*out, "stream-"+strconv.Itoa(i))
 		wg.Go(func() {
-			res.Streams[i] = transcode(ctx, log, abs, dir, lad, *segment, *threads, *thumbs)
+			res.Streams[i] = transcode(ctx, log, abs, dir, lad, *segment, *threads, *thumbs, store)
 		})
 	}
 	wg.Wait()
@@ -162,11 +183,37 @@ func loadLadder(profile, file string) (ladder.Ladder, error) {
 
 // transcode runs one pipeline into one packager whose window holds every
 // segment, so the whole output stays on disk for the quality measurement.
+// With a store, the stream records as on a worker: the packager's files go
+// through a recording.Uploader into the store; its reports go to a function
+// that accepts them (the API's side, and the report's HTTP request, are not
+// part of the measurement).
 func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladder.Ladder, segment time.Duration, threads int,
-	thumbs time.Duration) StreamResult {
+	thumbs time.Duration, store storage.Store) StreamResult {
 	res := StreamResult{Dir: dir}
 	var thumbsWritten atomic.Int64
-	pk, err := packager.New(packager.Config{Dir: dir, SegmentDuration: segment, WindowSize: 10_000, Logger: log})
+	var up *recording.Uploader
+	if store != nil {
+		var err error
+		up, err = recording.New(recording.Config{
+			Store: store, AssetID: uuid.New(), StreamID: uuid.New(), SessionID: uuid.New(), WorkerID: "bench",
+			Lease:    ownership.Lease{Token: 1, Nonce: "bench"},
+			Held:     func() bool { return true },
+			Report:   func(context.Context, job.RecordingReport) (int, error) { return http.StatusOK, nil },
+			SpoolDir: filepath.Join(dir, ".recording"),
+			Logger:   log,
+		})
+		if err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	pcfg := packager.Config{Dir: dir, SegmentDuration: segment, WindowSize: 10_000, Logger: log}
+	onThumb := func(media.Thumbnail) { thumbsWritten.Add(1) }
+	if up != nil {
+		pcfg.OnFile = up.File
+		onThumb = func(th media.Thumbnail) { thumbsWritten.Add(1); up.Thumbnail(th) }
+	}
+	pk, err := packager.New(pcfg)
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -181,7 +228,7 @@ func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladde
 		// Thumbnails go where a worker writes them: the stream directory.
 		ThumbnailInterval: thumbs,
 		ThumbnailDir:      dir,
-		OnThumbnail:       func(media.Thumbnail) { thumbsWritten.Add(1) },
+		OnThumbnail:       onThumb,
 	})
 	if err != nil {
 		res.Error = err.Error()
@@ -190,8 +237,14 @@ func transcode(ctx context.Context, log *slog.Logger, src, dir string, lad ladde
 	start := time.Now()
 	runErr := p.Run(ctx, pk)
 	closeErr := pk.Close(true)
+	var recErr error
+	if up != nil {
+		recErr = up.Finish(ctx)
+		st := up.Stats()
+		res.RecordedFiles, res.RecordedBytes, res.LostSegments = st.UploadedFiles, st.UploadedBytes, st.LostSegments
+	}
 	res.WallSeconds = time.Since(start).Seconds()
-	if err := errors.Join(runErr, closeErr); err != nil {
+	if err := errors.Join(runErr, closeErr, recErr); err != nil {
 		res.Error = err.Error()
 	}
 	st := p.Stats()
