@@ -240,7 +240,7 @@ for sc in pcfg.get("scrape_configs", []):
             targets[f"{n}:{d.get('port')}"] = sc["job_name"]
 metrics_port = {"api": 8080, "router": 8081, "edge": 9990}
 for name in svcs:
-    if name in ("postgres", "redis", "migrate", "prometheus", "grafana"):
+    if name in ("postgres", "redis", "migrate", "recordings-init", "prometheus", "grafana"):
         continue
     kind = "worker" if name.startswith("worker") else name
     t = f"{name}:{metrics_port.get(kind, 8090)}"
@@ -256,7 +256,7 @@ kp = P("deploy", "prometheus", "kubernetes.yml")
 kcfg = yaml.safe_load(read(kp))
 jobs = kcfg.get("scrape_configs") or []
 sd = [s for j in jobs for s in j.get("kubernetes_sd_configs") or []]
-ns = yaml.safe_load(read(P("deploy", "k8s", "namespace.yaml")))["metadata"]["name"]
+ns = yaml.safe_load(read(P("deploy", "k8s", "base", "namespace.yaml")))["metadata"]["name"]
 if not sd or any(s.get("role") != "pod" or (s.get("namespaces") or {}).get("names") != [ns] for s in sd):
     err(kp, f"kubernetes_sd_configs must be role: pod in namespace {ns}")
 def relabel(cfgs, labels):
@@ -278,7 +278,7 @@ def relabel(cfgs, labels):
             err(kp, f"relabel action {act} is not simulated by this check")
     return labels
 produced = set()
-for p in sorted(glob.glob(P("deploy", "k8s", "*.yaml"))):
+for p in sorted(glob.glob(P("deploy", "k8s", "base", "*.yaml"))):
     for d in yaml.safe_load_all(read(p)):
         if not d or d.get("kind") not in ("Deployment", "StatefulSet"):
             continue
