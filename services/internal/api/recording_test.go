@@ -19,6 +19,7 @@ import (
 	"github.com/dionysia/dionysia/services/internal/event"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
+	"github.com/dionysia/dionysia/services/internal/vod"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
@@ -317,6 +318,7 @@ func TestRecordingDeadlineAndRetention(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	data := api.EventData{Public: b.cfg.Public}
 	finalizer := api.NewAssetFinalizer(b.st, b.objects, data, log)
+	finalizer.Build = reportedBuild
 
 	// A session that records a few segments but whose worker never sends
 	// its final report: built when finalize_after passes.
@@ -440,4 +442,48 @@ func TestAssetBuildRetriesThenFails(t *testing.T) {
 	require.Equal(t, 2, got.BuildAttempts)
 	require.Contains(t, *got.FailureReason, "building the VOD files")
 	require.Equal(t, []string{event.RecordingFailed}, typesOf(b.events("/api/v1/events?type=recording.").Data))
+}
+
+// reportedBuild stands in for vod.Build in the API's tests of the asset
+// state machine, whose reported segments are not media: it sums what the
+// reports say and writes the multivariant playlist only. vod.Build itself is
+// tested on real CMAF (services/internal/vod) and with the whole platform
+// (e2e TestRecording).
+func reportedBuild(ctx context.Context, st storage.Store, in vod.Input) (vod.Result, error) {
+	var res vod.Result
+	durations := map[string]float64{}
+	seen := map[string]bool{}
+	for _, o := range in.Objects {
+		res.SizeBytes += o.Size
+		switch o.Kind {
+		case job.ObjectSegment:
+			durations[o.Rendition] += o.DurationS
+		case job.ObjectInit:
+			if o.Track == nil || seen[o.Rendition] {
+				continue
+			}
+			seen[o.Rendition] = true
+			res.Renditions = append(res.Renditions, vod.Rendition{Name: o.Rendition, Width: o.Track.Width, Height: o.Track.Height,
+				Bandwidth: o.Track.Bandwidth, Codec: o.Track.Codec, Audio: o.Track.Audio})
+		}
+	}
+	if len(durations) == 0 {
+		return vod.Result{}, vod.ErrNoSegments
+	}
+	for _, d := range durations {
+		res.DurationS = max(res.DurationS, d)
+	}
+	lost := map[string]float64{}
+	for _, l := range in.Lost {
+		lost[l.Rendition] += l.DurationS
+	}
+	for _, d := range lost {
+		res.LostS = max(res.LostS, d)
+	}
+	body := "#EXTM3U\n"
+	key := job.AssetPrefix(in.AssetID) + vod.MultivariantName
+	if err := st.Put(ctx, key, strings.NewReader(body), int64(len(body)), "application/vnd.apple.mpegurl"); err != nil {
+		return vod.Result{}, fmt.Errorf("writing %s: %w", key, err)
+	}
+	return res, nil
 }
