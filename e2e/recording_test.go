@@ -298,15 +298,16 @@ func testRecording(t *testing.T, backend string) {
 			// 8 s: the recording is a few seconds shorter than what was
 			// published, and a seek into its very end is playToEnd's case.
 			v0 := b.video(t)
-			for _, to := range []float64{10, min(50, v0.Duration-8)} {
+			marks := []float64{10, min(50, v0.Duration-8)}
+			for _, to := range marks {
 				r := b.seekAndPlay(t, to, 2, 60*time.Second)
 				require.InDelta(t, to, r.Landed, 2.5, "seek to %.0f s", to)
 			}
 			v := b.video(t)
 			end := b.playToEnd(t, v.Duration-3, 60*time.Second)
 			b.screenshot(t, p.LogDir, "chromium-vod-"+format)
-			t.Logf("VOD %s: started at %.2f s, seeks to 10 and 50 s played on, reached %.2f of %.2f s (ended fired: %v)",
-				format, start, end.PlayedTo, v.Duration, end.Ended)
+			t.Logf("VOD %s: started at %.2f s, seeks to %.1f and %.1f s played on, reached %.2f of %.2f s (ended fired: %v)",
+				format, start, marks[0], marks[1], end.PlayedTo, v.Duration, end.Ended)
 		})
 	}
 
