@@ -20,7 +20,6 @@ import (
 	"github.com/dionysia/dionysia/services/internal/dispatch"
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
-	"github.com/dionysia/dionysia/services/internal/vod"
 	"github.com/dionysia/dionysia/services/internal/webhook"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v5"
@@ -44,12 +43,6 @@ type Deps struct {
 	// Objects is the object store of recordings (conf.Storage): the VOD
 	// files of built assets go there, deleted assets leave it.
 	Objects storage.Store
-	// BuildVOD writes a finished asset's VOD files; nil means vod.Build.
-	// The API's own tests of the asset state machine, whose reported
-	// segments are not media, give a builder that reads only the reports
-	// (vod.Build is tested on real CMAF in its package and with the whole
-	// platform in e2e).
-	BuildVOD func(ctx context.Context, st storage.Store, in vod.Input) (vod.Result, error)
 	// Registry receives every component's metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -140,9 +133,6 @@ func NewApp(cfg config.API, d Deps) (*App, error) {
 	}
 	data := EventData{Public: cfg.Public}
 	finalizer := NewAssetFinalizer(d.Store, d.Objects, data, log)
-	if d.BuildVOD != nil {
-		finalizer.Build = d.BuildVOD
-	}
 	retention := &AssetRetention{Store: d.Store, Objects: d.Objects, Data: data, Logger: log}
 
 	// The HTTP server: /api/v1, /internal/v1, health and metrics.

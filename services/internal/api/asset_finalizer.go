@@ -49,8 +49,6 @@ type AssetFinalizer struct {
 	Attempts int           // builds tried before the asset fails; default DefaultBuildAttempts
 	Retry    time.Duration // wait before the first retry; default DefaultRetryDelay
 	Logger   *slog.Logger
-	// Build writes the VOD files; NewAssetFinalizer sets vod.Build.
-	Build func(ctx context.Context, st storage.Store, in vod.Input) (vod.Result, error)
 
 	kicks chan uuid.UUID
 }
@@ -62,7 +60,7 @@ func NewAssetFinalizer(st *store.Store, objects storage.Store, data EventData, l
 	}
 	return &AssetFinalizer{Store: st, Objects: objects, Data: data, Interval: DefaultFinalizeInterval,
 		Timeout: DefaultBuildTimeout, Attempts: DefaultBuildAttempts, Retry: DefaultRetryDelay, Logger: log,
-		Build: vod.Build, kicks: make(chan uuid.UUID, 64)}
+		kicks: make(chan uuid.UUID, 64)}
 }
 
 // Kick asks Run to build an asset now if it is due (a final report came).
@@ -149,7 +147,7 @@ func (f *AssetFinalizer) build(ctx context.Context, a store.Asset) bool {
 		return f.fail(ctx, log, a, "no segment was recorded", lostS, size)
 	}
 	buildCtx, cancel := context.WithTimeout(ctx, f.Timeout)
-	res, err := f.Build(buildCtx, f.Objects, vod.Input{AssetID: a.ID, Objects: objects, Lost: lost})
+	res, err := vod.Build(buildCtx, f.Objects, vod.Input{AssetID: a.ID, Objects: objects, Lost: lost})
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

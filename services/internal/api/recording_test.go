@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/dionysia/dionysia/services/internal/ingest"
 	"github.com/dionysia/dionysia/services/internal/store"
 	"github.com/dionysia/dionysia/services/internal/vod"
+	"github.com/dionysia/dionysia/services/internal/vod/vodtest"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
@@ -110,28 +113,64 @@ func (w *recorder) report(objs []job.RecordedObject, final bool) response {
 		Token: w.lease.Token, Nonce: w.lease.Nonce, Objects: objs, Final: final})
 }
 
-// segments stores an init and n segments of one rendition and returns them
-// as a worker reports them.
+// clipS is the length of the clip the recorders record (vodtest: 2 s
+// segments of 360p, 180p and audio).
+const clipS = 6
+
+// segments stores the first n segments of the test clip, real CMAF, as
+// packager run run of this worker, numbered from from, the first starting at
+// start, and returns them (each rendition's init first) as a worker reports
+// them.
 func (w *recorder) segments(run, from, n int, start time.Time) []job.RecordedObject {
 	w.b.t.Helper()
-	ctx := context.Background()
-	prefix := job.AssetPrefix(w.asset)
-	put := func(key, body string) {
-		require.NoError(w.b.t, w.b.objects.Put(ctx, key, strings.NewReader(body), int64(len(body)), ""))
+	c := vodtest.MakeClip(w.b.t, "ultrafast", clipS)
+	require.LessOrEqual(w.b.t, n, clipS/vodtest.SegmentS)
+	return vodtest.Record(w.b.t, w.b.objects, w.asset, c,
+		vodtest.Run{Token: w.lease.Token, Run: run, Start: start, FirstNum: uint64(from), Count: n})
+}
+
+// reportedS is the duration of a rendition's reported segments.
+func reportedS(objs []job.RecordedObject, rendition string) float64 {
+	var d float64
+	for _, o := range objs {
+		if o.Kind == job.ObjectSegment && o.Rendition == rendition {
+			d += o.DurationS
+		}
 	}
-	init := fmt.Sprintf("%s720p/init-%d-%d.mp4", prefix, w.lease.Token, run)
-	put(init, "init")
-	out := []job.RecordedObject{{Kind: job.ObjectInit, Rendition: "720p", Key: init, Size: 4, Run: run,
-		Track: &job.RecordedTrack{Codec: "avc1.64001f", Timescale: 90000, Width: 1280, Height: 720, Bandwidth: 2500000}}}
-	for i := range n {
-		num := from + i
-		key := fmt.Sprintf("%s720p/%d-%d.m4s", prefix, w.lease.Token, num)
-		put(key, "segment")
-		out = append(out, job.RecordedObject{Kind: job.ObjectSegment, Rendition: "720p", Key: key, Size: 7, Run: run,
-			Number: uint64(num), Init: init, Start: start.Add(time.Duration(2*i) * time.Second), DurationS: 2,
-			MediaStart: uint64(num) * 180000})
+	return d
+}
+
+// requireRenditions checks a ready asset's renditions against the reported
+// objects: one per init's track, video highest bandwidth first, then the
+// audio, each with a bandwidth within the bit rates its segments measure.
+func requireRenditions(t *testing.T, objs []job.RecordedObject, got []apiv1.AssetRendition) {
+	t.Helper()
+	var want []apiv1.AssetRendition
+	rates := map[string][2]float64{} // rendition -> lowest, highest segment bit rate
+	for _, o := range objs {
+		switch o.Kind {
+		case job.ObjectInit:
+			if slices.ContainsFunc(want, func(r apiv1.AssetRendition) bool { return r.Name == o.Rendition }) {
+				continue
+			}
+			want = append(want, apiv1.AssetRendition{Name: o.Rendition, Width: o.Track.Width, Height: o.Track.Height,
+				Codec: o.Track.Codec, Audio: o.Track.Audio})
+		case job.ObjectSegment:
+			rate := float64(o.Size) * 8 / o.DurationS
+			r, ok := rates[o.Rendition]
+			if !ok {
+				r = [2]float64{rate, rate}
+			}
+			rates[o.Rendition] = [2]float64{min(r[0], rate), max(r[1], rate)}
+		}
 	}
-	return out
+	require.Len(t, got, len(want), "%+v", got)
+	for i, r := range got {
+		require.GreaterOrEqual(t, float64(r.Bandwidth), math.Floor(rates[r.Name][0]), "%s bandwidth", r.Name)
+		require.LessOrEqual(t, float64(r.Bandwidth), math.Ceil(rates[r.Name][1]), "%s bandwidth", r.Name)
+		got[i].Bandwidth = 0
+	}
+	require.Equal(t, want, got)
 }
 
 func (b *ingestBundle) asset(id uuid.UUID) apiv1.Asset {
@@ -205,10 +244,9 @@ func TestRecordingSessionToReadyAsset(t *testing.T) {
 	wa := b.acquire("worker-a", s.ID, sess.ID, a.ID)
 	t0 := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
 	objsA := wa.segments(0, 1, 3, t0)
-	thumbKey := job.AssetPrefix(a.ID) + "thumbs/" + fmt.Sprint(t0.Add(3*time.Second).UnixMilli()) + ".jpg"
-	require.NoError(t, b.objects.Put(ctx, thumbKey, strings.NewReader("jpeg"), 4, "image/jpeg"))
-	objsA = append(objsA, job.RecordedObject{Kind: job.ObjectThumbnail, Key: thumbKey, Size: 4, Start: t0.Add(3 * time.Second),
-		Width: 320, Height: 180})
+	thumb := vodtest.Thumbnail(t, b.objects, a.ID, t0.Add(3*time.Second), "red")
+	thumbKey := thumb.Key
+	objsA = append(objsA, thumb)
 	r := wa.report(objsA, false)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var acc job.RecordingAccepted
@@ -243,12 +281,14 @@ func TestRecordingSessionToReadyAsset(t *testing.T) {
 	// the new one continues the same asset (the re-dispatched task too).
 	require.NoError(t, b.owners.Release(ctx, wa.lease))
 	wb := b.acquire("worker-b", s.ID, sess.ID, a.ID)
-	r = wa.report(wa.segments(0, 4, 1, t0.Add(6*time.Second)), false)
+	fenced := wa.segments(0, 4, 1, t0.Add(6*time.Second)) // stored, never listed
+	r = wa.report(fenced, false)
 	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	require.Contains(t, r.problem(t).Detail, "not the current owner")
 	r = wa.report(nil, true)
 	require.Equal(t, http.StatusConflict, r.status, "a fenced-out final report while another worker owns the stream")
-	r = wb.report(wb.segments(0, 4, 2, t0.Add(6*time.Second)), false)
+	objsB := wb.segments(0, 4, 2, t0.Add(6*time.Second))
+	r = wb.report(objsB, false)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	tr, ok, err := ingestTranscodes(b).Transcode(ctx, sess.ID)
 	require.NoError(t, err)
@@ -263,8 +303,29 @@ func TestRecordingSessionToReadyAsset(t *testing.T) {
 	r = wb.report(nil, true)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	ready := b.waitAsset(a.ID, job.AssetReady)
-	require.Equal(t, 10.0, ready.DurationS, "five 2 s segments")
-	require.Equal(t, []apiv1.AssetRendition{{Name: "720p", Width: 1280, Height: 720, Bandwidth: 2500000, Codec: "avc1.64001f"}}, ready.Renditions)
+	accepted := append(slices.Clone(objsA), objsB...)
+	require.InDelta(t, reportedS(accepted, "360p"), ready.DurationS, 1e-6, "the top rendition's segments")
+	require.InDelta(t, 5*vodtest.SegmentS, ready.DurationS, vodtest.FrameS, "five 2 s segments")
+	requireRenditions(t, accepted, ready.Renditions)
+	require.Equal(t, []string{"360p", "180p", "audio"}, []string{ready.Renditions[0].Name, ready.Renditions[1].Name, ready.Renditions[2].Name})
+	require.Equal(t, 640, ready.Renditions[0].Width)
+	// The size is every object of the asset but the fenced-out worker's.
+	listed, err := b.objects.List(ctx, job.AssetPrefix(a.ID))
+	require.NoError(t, err)
+	acceptedKey := map[string]bool{}
+	for _, o := range accepted {
+		acceptedKey[o.Key] = true
+	}
+	var size int64
+	for _, info := range listed {
+		size += info.Size
+	}
+	for _, o := range fenced {
+		if !acceptedKey[o.Key] {
+			size -= o.Size
+		}
+	}
+	require.Equal(t, size, ready.SizeBytes)
 	require.NotNil(t, ready.ReadyAt)
 	require.NotNil(t, ready.DeleteAfter)
 	require.WithinDuration(t, ready.ReadyAt.Add(7*24*time.Hour), *ready.DeleteAfter, time.Second)
@@ -272,8 +333,10 @@ func TestRecordingSessionToReadyAsset(t *testing.T) {
 	require.Equal(t, &apiv1.AssetPlayback{HLS: base + "/vod/" + a.ID.String() + "/index.m3u8",
 		DASH: base + "/vod/" + a.ID.String() + "/manifest.mpd", MP4: base + "/vod/" + a.ID.String() + "/download.mp4"}, ready.Playback)
 	require.NotEmpty(t, ready.Thumbnail)
-	_, _, err = b.objects.Get(ctx, job.AssetPrefix(a.ID)+"index.m3u8", 0, 0)
-	require.NoError(t, err, "the VOD files are in the store")
+	for _, name := range []string{vod.MultivariantName, "360p/" + vod.PlaylistName, vod.ManifestName, vod.DownloadName, vod.PosterName} {
+		_, err = b.objects.Stat(ctx, job.AssetPrefix(a.ID)+name)
+		require.NoError(t, err, "%s is in the store", name)
+	}
 	require.Equal(t, []string{event.RecordingReady, event.RecordingStarted}, typesOf(b.events("/api/v1/events?type=recording.").Data), "newest first")
 	r = wb.report(nil, true)
 	require.Equal(t, http.StatusConflict, r.status, "a ready asset takes no report")
@@ -284,7 +347,7 @@ func TestRecordingSessionToReadyAsset(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var vp job.VODPlayback
 	r.decode(t, &vp)
-	require.Equal(t, job.VODPlayback{AssetID: a.ID, StreamID: s.ID, Status: job.AssetReady, PlaybackPolicy: "public", DurationS: 10,
+	require.Equal(t, job.VODPlayback{AssetID: a.ID, StreamID: s.ID, Status: job.AssetReady, PlaybackPolicy: "public", DurationS: ready.DurationS,
 		Thumbnails: []job.VODThumbnail{{OffsetS: 3, Key: thumbKey}}}, vp)
 	require.Equal(t, http.StatusNotFound, b.do(http.MethodGet, job.VODPlaybackPath(uuid.New()), workerSecret, nil).status)
 	require.Equal(t, http.StatusUnauthorized, b.do(http.MethodGet, job.VODPlaybackPath(a.ID), b.adminKey, nil).status)
@@ -318,7 +381,6 @@ func TestRecordingDeadlineAndRetention(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	data := api.EventData{Public: b.cfg.Public}
 	finalizer := api.NewAssetFinalizer(b.st, b.objects, data, log)
-	finalizer.Build = reportedBuild
 
 	// A session that records a few segments but whose worker never sends
 	// its final report: built when finalize_after passes.
@@ -326,7 +388,8 @@ func TestRecordingDeadlineAndRetention(t *testing.T) {
 	sess := b.getStream(s.ID).Session
 	a := b.assetsOf(s.ID)[0]
 	w := b.acquire("worker-a", s.ID, sess.ID, a.ID)
-	r := w.report(w.segments(0, 1, 2, time.Now().Add(-time.Minute)), false)
+	objs := w.segments(0, 1, 2, time.Now().Add(-time.Minute))
+	r := w.report(objs, false)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	b.notReady(ev, edgeapi.EndKicked)
 	got := b.waitAsset(a.ID, job.AssetProcessing)
@@ -337,7 +400,9 @@ func TestRecordingDeadlineAndRetention(t *testing.T) {
 	require.Equal(t, 1, finalizer.FinalizeDue(ctx))
 	ready := b.asset(a.ID)
 	require.Equal(t, job.AssetReady, ready.Status)
-	require.Equal(t, 4.0, ready.DurationS)
+	require.InDelta(t, reportedS(objs, "360p"), ready.DurationS, 1e-6)
+	require.InDelta(t, 2*vodtest.SegmentS, ready.DurationS, vodtest.FrameS, "two 2 s segments")
+	requireRenditions(t, objs, ready.Renditions)
 
 	// A session that recorded nothing fails.
 	ev = b.ready("edge-a", s, "src-2")
@@ -442,48 +507,4 @@ func TestAssetBuildRetriesThenFails(t *testing.T) {
 	require.Equal(t, 2, got.BuildAttempts)
 	require.Contains(t, *got.FailureReason, "building the VOD files")
 	require.Equal(t, []string{event.RecordingFailed}, typesOf(b.events("/api/v1/events?type=recording.").Data))
-}
-
-// reportedBuild stands in for vod.Build in the API's tests of the asset
-// state machine, whose reported segments are not media: it sums what the
-// reports say and writes the multivariant playlist only. vod.Build itself is
-// tested on real CMAF (services/internal/vod) and with the whole platform
-// (e2e TestRecording).
-func reportedBuild(ctx context.Context, st storage.Store, in vod.Input) (vod.Result, error) {
-	var res vod.Result
-	durations := map[string]float64{}
-	seen := map[string]bool{}
-	for _, o := range in.Objects {
-		res.SizeBytes += o.Size
-		switch o.Kind {
-		case job.ObjectSegment:
-			durations[o.Rendition] += o.DurationS
-		case job.ObjectInit:
-			if o.Track == nil || seen[o.Rendition] {
-				continue
-			}
-			seen[o.Rendition] = true
-			res.Renditions = append(res.Renditions, vod.Rendition{Name: o.Rendition, Width: o.Track.Width, Height: o.Track.Height,
-				Bandwidth: o.Track.Bandwidth, Codec: o.Track.Codec, Audio: o.Track.Audio})
-		}
-	}
-	if len(durations) == 0 {
-		return vod.Result{}, vod.ErrNoSegments
-	}
-	for _, d := range durations {
-		res.DurationS = max(res.DurationS, d)
-	}
-	lost := map[string]float64{}
-	for _, l := range in.Lost {
-		lost[l.Rendition] += l.DurationS
-	}
-	for _, d := range lost {
-		res.LostS = max(res.LostS, d)
-	}
-	body := "#EXTM3U\n"
-	key := job.AssetPrefix(in.AssetID) + vod.MultivariantName
-	if err := st.Put(ctx, key, strings.NewReader(body), int64(len(body)), "application/vnd.apple.mpegurl"); err != nil {
-		return vod.Result{}, fmt.Errorf("writing %s: %w", key, err)
-	}
-	return res, nil
 }

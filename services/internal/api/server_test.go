@@ -76,7 +76,7 @@ func setup(t *testing.T, opts ...bundleOpts) *testBundle {
 	cfg := config.API{BodyLimit: o.bodyLimit, Public: config.PublicURLs{EdgeHost: "edge.example.com", PlaybackBaseURL: "https://play.example.com/"},
 		EdgeSecret: o.edgeSecret, WorkerSecret: o.workerSecret, PlaybackKeys: o.playbackKeys, Dispatch: o.dispatch,
 		AllowPrivateTargets: o.allowPrivateTargets, Webhooks: o.webhooks}
-	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Objects: objects, BuildVOD: reportedBuild, Registry: prometheus.NewRegistry(),
+	srv, err := api.NewApp(cfg, api.Deps{Store: st, Pool: pool, Redis: rdb, RedisPrefix: prefix, Objects: objects, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())
