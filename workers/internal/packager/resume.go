@@ -55,8 +55,9 @@ type HistorySegment struct {
 // HistoryFile is a file Resume expects in the stream directory before
 // Release: Path is relative to Config.Dir.
 type HistoryFile struct {
-	Path string
-	Run  int // index into History.Runs
+	Path      string
+	Rendition string
+	Run       int // index into History.Runs
 	// Number is the segment's number; 0 for a CMAF header.
 	Number uint64
 }
@@ -112,7 +113,7 @@ func (p *Packager) Resume(h History) ([]HistoryFile, error) {
 				per.video = append(per.video, rd)
 			}
 			init := "init-h" + strconv.Itoa(i) + ".mp4"
-			files = append(files, HistoryFile{Path: filepath.Join(tr.Rendition, init), Run: i})
+			files = append(files, HistoryFile{Path: filepath.Join(tr.Rendition, init), Rendition: tr.Rendition, Run: i})
 			rd.initFiles = append(rd.initFiles, init)
 			rd.initName = init
 			rd.inits++
@@ -130,7 +131,7 @@ func (p *Packager) Resume(h History) ([]HistoryFile, error) {
 				per.offset = min(per.offset, rec.startTime())
 				p.mediaEnd = max(p.mediaEnd, rec.startTime()+rec.duration())
 				last = max(last, s.Number)
-				files = append(files, HistoryFile{Path: filepath.Join(tr.Rendition, rec.file()), Run: i, Number: s.Number})
+				files = append(files, HistoryFile{Path: filepath.Join(tr.Rendition, rec.file()), Rendition: tr.Rendition, Run: i, Number: s.Number})
 			}
 		}
 		if runCount < 0 {
