@@ -350,27 +350,74 @@ func testRecording(t *testing.T, backend string) {
 // TestDVR: a stream with a 2-minute DVR window offers that much history in
 // its live playlists and MPD, and a viewer can seek 90 s back and play.
 func TestDVR(t *testing.T) {
-	p := Start(t, Options{Workers: 1})
+	// Two workers: after 100 s the serving one is killed, and the survivor
+	// resumes the window from the recording.
+	p := Start(t, Options{Workers: 2, LeaseTTL: 2 * time.Second})
 	require.Equal(t, http.StatusCreated, p.APIRequest(t, http.MethodPost, "/api/v1/profiles", e2eProfile, nil))
-	st := p.createStream(t, `{"name":"dvr","profile":"e2e","dvr_window_s":120}`)
+	st := p.createStream(t, `{"name":"dvr","profile":"e2e","dvr_window_s":120,"recording":{"mode":"automatic"}}`)
 	PublishRTMP(t, p.LogDir, "ffmpeg-rtmp", st.Ingest.RTMP)
 	media := p.RouterURL + "/live/" + st.ID + "/360p/index.m3u8"
-	var history float64
+	history := func(body []byte) (seconds float64, discontinuities int, first string) {
+		for _, l := range strings.Split(string(body), "\n") {
+			if d, ok := strings.CutPrefix(l, "#EXTINF:"); ok {
+				v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.Split(d, ",")[0], ","), 64)
+				seconds += v
+			}
+			if l == "#EXT-X-DISCONTINUITY" {
+				discontinuities++
+			}
+			if first == "" && strings.HasSuffix(l, ".m4s") {
+				first = l
+			}
+		}
+		return seconds, discontinuities, first
+	}
+	var before float64
 	took := Eventually(t, 4*time.Minute, time.Second, "100 s of history in the live playlist", func() bool {
 		f := Get(t, media)
 		if f.Status != http.StatusOK {
 			return false
 		}
-		history = 0
-		for _, l := range strings.Split(string(f.Body), "\n") {
-			if d, ok := strings.CutPrefix(l, "#EXTINF:"); ok {
-				v, _ := strconv.ParseFloat(strings.TrimSuffix(strings.Split(d, ",")[0], ","), 64)
-				history += v
-			}
-		}
-		return history >= 100
+		before, _, _ = history(f.Body)
+		return before >= 100
 	})
-	t.Logf("DVR: the live playlist offered %.1f s of history %s after publishing", history, took.Round(time.Second))
+	t.Logf("DVR: the live playlist offered %.1f s of history %s after publishing", before, took.Round(time.Second))
+
+	owner := p.owner(t, st.ID)
+	var victim, survivor *Worker
+	for _, w := range p.Workers {
+		if w.ID == owner {
+			victim = w
+		} else {
+			survivor = w
+		}
+	}
+	require.NotNil(t, victim, "owner %q is not one of the workers", owner)
+	victim.Proc.Kill()
+	killed := time.Now()
+	var after float64
+	var disc int
+	var oldest string
+	var first time.Duration
+	Eventually(t, 90*time.Second, 200*time.Millisecond, "the survivor's own segments after the history", func() bool {
+		f := Get(t, media)
+		if f.Status != http.StatusOK || f.Header.Get("X-Dionysia-Worker") != survivor.ID {
+			return false
+		}
+		if first == 0 {
+			first = time.Since(killed)
+			h, _, _ := history(f.Body)
+			t.Logf("DVR FAILOVER: the survivor's first playlist, %s after the kill, offers %.1f s of history (%.1f s before the kill)",
+				first.Round(time.Millisecond), h, before)
+			require.GreaterOrEqual(t, h, before-4, "the window is still complete after the failover (older segments from the store)")
+		}
+		after, disc, oldest = history(f.Body)
+		return disc >= 1 // the failover is a discontinuity, then the survivor's own segments
+	})
+	t.Logf("DVR FAILOVER: %s after the kill the survivor's playlist offers %.1f s, its own segments after a discontinuity",
+		time.Since(killed).Round(time.Millisecond), after)
+	require.GreaterOrEqual(t, after, before-4, "the window is still complete after the failover (older segments from the store)")
+	require.Equal(t, http.StatusOK, Get(t, strings.TrimSuffix(media, "index.m3u8")+oldest).Status, "the oldest listed segment is served")
 	mpd := Get(t, p.RouterURL+"/live/"+st.ID+"/manifest.mpd")
 	require.Equal(t, http.StatusOK, mpd.Status)
 	require.Contains(t, string(mpd.Body), `timeShiftBufferDepth="PT2M"`)

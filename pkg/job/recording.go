@@ -127,3 +127,40 @@ type LostSegment struct {
 type RecordingAccepted struct {
 	Accepted int `json:"accepted"`
 }
+
+// RecordingHistory answers GET RecordingPath(session)?window_s=N (worker
+// secret): the segments of the session's asset that end within the last N
+// seconds of what it recorded, by pipeline run of the workers that produced
+// them, oldest run first. A worker that takes over a recording stream
+// resumes its DVR window from it (the older segments come from the store).
+// 404 when the session is unknown or records no asset; 400 for a missing or
+// out-of-range window_s (1 to MaxDVRWindowS).
+type RecordingHistory struct {
+	AssetID uuid.UUID     `json:"asset_id"`
+	Runs    []RecordedRun `json:"runs"`
+}
+
+// RecordedRun is one packager run of one worker: each track's CMAF header
+// and segments.
+type RecordedRun struct {
+	Tracks []RecordedRunTrack `json:"tracks"`
+}
+
+// RecordedRunTrack is one track of a RecordedRun. Segments are in number
+// order.
+type RecordedRunTrack struct {
+	Rendition string            `json:"rendition"`
+	InitKey   string            `json:"init_key"`
+	Track     RecordedTrack     `json:"track"`
+	Segments  []RecordedSegment `json:"segments"`
+}
+
+// RecordedSegment is a segment of a RecordedRunTrack (see RecordedObject).
+type RecordedSegment struct {
+	Key        string    `json:"key"`
+	Number     uint64    `json:"number"`
+	Start      time.Time `json:"start"`
+	MediaStart uint64    `json:"media_start"`
+	DurationS  float64   `json:"duration_s"`
+	Size       int64     `json:"size"`
+}

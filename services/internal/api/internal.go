@@ -27,6 +27,7 @@ func (s *Server) internalRoutes(g *echo.Group) {
 	g.GET("/sessions/:id/source", s.sessionSource, worker)
 	g.POST("/sessions/:id/health", s.sessionHealth, worker)
 	g.POST("/sessions/:id/recording", s.sessionRecording, worker)
+	g.GET("/sessions/:id/recording", s.sessionRecordingHistory, worker)
 	g.GET("/assets/:id/playback", s.assetPlayback, worker)
 }
 

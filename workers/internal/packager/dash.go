@@ -35,7 +35,7 @@ type repView struct {
 // segments in the window, a SegmentTemplate with a SegmentTimeline per
 // Representation. While live the MPD is dynamic; after Close(true) it is static.
 func (p *Packager) writeMPD() error {
-	if p.cfg.DisableDASH || p.ast.IsZero() {
+	if p.cfg.DisableDASH || p.ast.IsZero() || p.held {
 		return nil
 	}
 	views := p.periodViews()

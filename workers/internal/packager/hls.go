@@ -19,7 +19,7 @@ const (
 
 // writeMediaPlaylist rewrites a rendition's HLS media playlist from its window.
 func (p *Packager) writeMediaPlaylist(rd *rendition) error {
-	if p.cfg.DisableHLS || len(rd.segs) == 0 {
+	if p.cfg.DisableHLS || len(rd.segs) == 0 || p.held {
 		return nil
 	}
 	listed := rd.window(p.cfg.WindowSize)
@@ -29,7 +29,7 @@ func (p *Packager) writeMediaPlaylist(rd *rendition) error {
 	}
 	pl.SetVersion(hlsVersion)
 	pl.SetIndependentSegments(true)
-	pl.SeqNo = listed[0].number
+	pl.SeqNo = listed[0].seq()
 	pl.DiscontinuitySeq = rd.discontinuitySequence(p.cfg.WindowSize)
 	pl.SetTargetDuration(uint(rd.target))
 	for _, s := range listed {

@@ -53,6 +53,8 @@ type Packager struct {
 	ast        time.Time
 	haveNumber bool
 	nextNumber uint64 // number of the next segment of a new run
+	held       bool   // Resume: no playlist is written until Release
+	histRuns   int    // runs of the History given to Resume
 	minNumber  uint64 // above any segment found on disk at start
 	mediaEnd   time.Duration
 	rends      map[string]*rendition
@@ -570,7 +572,7 @@ func (p *Packager) Close(ended bool) error {
 		p.closed, p.ended = true, true
 		return endEarlierPlaylists(p.cfg.Dir)
 	}
-	err := p.finishRun()
+	err := errors.Join(p.finishRun(), p.release())
 	p.closed = true
 	p.ended = ended
 	errs := []error{err}

@@ -66,6 +66,18 @@ type segmentRecord struct {
 	size   int
 	init   string // CMAF header file it needs
 	disc   bool   // first segment of a new run
+	// History segments (Resume) have their own media sequence number; this
+	// packager's segments use their number.
+	hist bool
+	msn  uint64
+}
+
+// seq is the segment's HLS media sequence number.
+func (s segmentRecord) seq() uint64 {
+	if s.hist {
+		return s.msn
+	}
+	return s.number
 }
 
 func (s segmentRecord) file() string { return strconv.FormatUint(s.number, 10) + ".m4s" }

@@ -34,7 +34,7 @@ type TrackStats struct {
 func (p *Packager) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Stats{Runs: p.runs}
+	st := Stats{Runs: p.runs - p.histRuns}
 	for _, name := range p.order {
 		rd := p.rends[name]
 		ts := TrackStats{

@@ -13,6 +13,11 @@ import (
 // secret, and returns the answer's status, header and body (the first 64 KiB).
 // A network failure is err; any status is the caller's to judge.
 func apiCall(ctx context.Context, client *http.Client, apiURL, secret, method, path string, body []byte) (int, http.Header, []byte, error) {
+	return apiCallLimit(ctx, client, apiURL, secret, method, path, body, 64<<10)
+}
+
+// apiCallLimit is apiCall reading at most limit bytes of the answer.
+func apiCallLimit(ctx context.Context, client *http.Client, apiURL, secret, method, path string, body []byte, limit int64) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -33,6 +38,6 @@ func apiCall(ctx context.Context, client *http.Client, apiURL, secret, method, p
 		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
 	return resp.StatusCode, resp.Header, b, nil
 }

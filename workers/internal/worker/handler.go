@@ -63,6 +63,11 @@ type Handler struct {
 	// RecordingFinishTimeout bounds, when a recorded session ends, the
 	// upload of what is still queued before the final report. Default 60 s.
 	RecordingFinishTimeout time.Duration
+	// DVRRestoreTimeout bounds how long a worker that takes over a recording
+	// stream with a DVR window holds its live playlists back while it
+	// fetches the window's older segments from the store (0:
+	// DefaultDVRRestoreTimeout).
+	DVRRestoreTimeout time.Duration
 
 	// Retention is how long a stream's files stay on disk after its session
 	// ended on this worker (players finishing the last segments, late CDN
@@ -227,6 +232,7 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("creating packager: %w", err)
 	}
+	h.resumeWindow(runCtx, log, t, pk, dir)
 	h.report(ctx, t, job.EventStarted, "")
 
 	outcome := h.runLoop(runCtx, log, t, pk)
