@@ -171,6 +171,7 @@ type Router struct {
 	shield    *shield // nil: disabled
 	vod       *vod    // nil: VOD playback disabled
 	transport *http.Transport
+	blocking  *http.Transport // transport without the header timeout bound, for requests an origin may hold (LL-HLS)
 	mux       *http.ServeMux
 	bufs      sync.Pool
 
@@ -227,6 +228,8 @@ func New(cfg Config) (*Router, error) {
 			Help: "Ownership lookups by cache result (hit, negative hit, miss).",
 		}, []string{"result"}),
 	}
+	rt.blocking = rt.transport.Clone()
+	rt.blocking.ResponseHeaderTimeout = shieldFetchTimeout
 	rt.proxied = rt.requests.WithLabelValues(OutcomeProxied)
 	rt.resets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dionysia_router_ownership_resets_total",
@@ -568,7 +571,11 @@ func (rt *Router) roundTrip(r *http.Request, p playback.Path, owner *ownership.O
 	}
 	req.Header.Set("X-Forwarded-For", rt.clientIP(r))
 	start := time.Now()
-	res, err := rt.transport.RoundTrip(req)
+	transport := rt.transport
+	if mayBlock(p.File, llQuery(r.URL.Query(), kindOf(p.File))) {
+		transport = rt.blocking
+	}
+	res, err := transport.RoundTrip(req)
 	if err != nil {
 		return nil, owner, fmt.Errorf("requesting %s: %w", target, err)
 	}
