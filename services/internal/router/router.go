@@ -81,6 +81,10 @@ const (
 	// not hold (see the worker's origin package).
 	originStatusHeader = "X-Dionysia-Origin-Status"
 	notHeld            = "not-held"
+	// originStreamingHeader marks an origin answer streamed while its file
+	// is being made (a low-latency segment): passed through as it comes,
+	// never stored.
+	originStreamingHeader = "X-Dionysia-Streaming"
 )
 
 // Config configures a Router. The zero value of each field means its default.
@@ -520,9 +524,28 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, p playback.Path,
 	}
 	buf := rt.bufs.Get().(*[]byte)
 	defer rt.bufs.Put(buf)
-	if _, err := io.CopyBuffer(w, res.Body, *buf); err != nil && r.Context().Err() == nil {
+	var dst io.Writer = w
+	if res.Header.Get(originStreamingHeader) != "" {
+		dst = flushWriter{w, http.NewResponseController(w)}
+	}
+	if _, err := io.CopyBuffer(dst, res.Body, *buf); err != nil && r.Context().Err() == nil {
 		rt.log.Debug("copying origin response", "stream_id", p.StreamID, "err", err)
 	}
+}
+
+// flushWriter sends every write on at once (a streamed low-latency segment
+// reaches the player part by part).
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }
 
 // errSameOwner: the owner that just failed is still the registered one.

@@ -443,6 +443,10 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 	if res.StatusCode == http.StatusNotFound && res.Header.Get(originStatusHeader) == notHeld {
 		return nil, errNotStorable
 	}
+	if res.Header.Get(originStreamingHeader) != "" {
+		// Still being made: every waiter is proxied, streaming.
+		return nil, errNotStorable
+	}
 	heldTooLong := query != "" && res.StatusCode == http.StatusServiceUnavailable // the part did not come: tell every waiter
 	if res.StatusCode != http.StatusOK && (res.StatusCode < 400 || res.StatusCode >= 500) && !heldTooLong {
 		// 5xx and anything unexpected: proxied the ordinary way, never stored.

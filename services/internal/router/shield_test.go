@@ -472,3 +472,43 @@ func TestShieldCoalescesBlockingPlaylistReloads(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.EqualValues(t, 3, co.count.Load())
 }
+
+func TestStreamedSegmentsPassThrough(t *testing.T) {
+	t.Parallel()
+	// An origin streaming a low-latency segment while it is made (the
+	// worker's origin does this for the open segment).
+	next := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/iso.segment")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Header().Set("X-Dionysia-Streaming", "1")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("AAAA"))
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-next:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte("BBBB"))
+	}))
+	t.Cleanup(srv.Close)
+	b := newBundle(t)
+	b.own(t, "A", srv.URL, playback.PolicyPublic)
+	b.startRouter(t, router.ModeProxy, func(c *router.Config) { c.ShieldSize = 64 << 20 })
+
+	for range 2 { // neither answer is stored
+		res, err := b.client.Get(b.router.URL + playback.URLPath(b.stream, "", "720p/103.m4s"))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(res.Body, buf)
+		require.NoError(t, err)
+		require.Equal(t, "AAAA", string(buf), "the first part reaches the player before the segment is complete")
+		next <- struct{}{}
+		rest, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, "BBBB", string(rest))
+		res.Body.Close()
+	}
+}

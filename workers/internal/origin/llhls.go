@@ -406,3 +406,71 @@ func readFile(dir, file string) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// StreamingHeader marks an answer that is streamed while its file is being
+// made (a low-latency segment): a router passes it through as it comes and
+// does not store it.
+const StreamingHeader = "X-Dionysia-Streaming"
+
+// streamSegment answers a request for the low-latency segment still being
+// made (LL-DASH players ask for it as soon as its first part is out, per
+// the MPD's availabilityTimeOffset) by sending its parts as they are
+// written, then the rest of the completed segment: the bytes are the
+// segment's own. It returns false when file is not that segment.
+func (h *handler) streamSegment(w http.ResponseWriter, r *http.Request, p playback.Path, ctype string) bool {
+	if h.cfg.Changes == nil || path.Ext(p.File) != ".m4s" || partNumber(p.File) != "" {
+		return false
+	}
+	dir := filepath.Join(h.cfg.DataDir, p.StreamID)
+	rdir := path.Dir(p.File)
+	data, err := readFile(dir, path.Join(rdir, "index.m3u8"))
+	if err != nil {
+		return false
+	}
+	st := parsePlaylist(data)
+	number := strings.TrimSuffix(path.Base(p.File), ".m4s")
+	if !st.lowLatency || st.ended || st.openNumber != number {
+		return false
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", ctype)
+	hd.Set("Cache-Control", immutable) // the bytes are the finished segment's
+	hd.Set(StreamingHeader, "1")
+	h.requests.WithLabelValues(OutcomeServed).Inc()
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return true
+	}
+	rc := http.NewResponseController(w)
+	deadline := time.NewTimer(3*st.target + st.partTarget)
+	defer deadline.Stop()
+	var sent int64
+	for part := 0; ; {
+		changed := h.cfg.Changes.Changed(p.StreamID)
+		if whole, err := readFile(dir, p.File); err == nil {
+			// Complete: the rest of it (the parts are its bytes, in order).
+			if sent < int64(len(whole)) {
+				_, _ = w.Write(whole[sent:])
+			}
+			return true
+		}
+		if b, err := readFile(dir, path.Join(rdir, number+"."+strconv.Itoa(part)+".m4s")); err == nil {
+			if _, err := w.Write(b); err != nil {
+				return true
+			}
+			_ = rc.Flush()
+			sent += int64(len(b))
+			part++
+			continue
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			// The segment never completed (the pipeline stopped): cut the
+			// answer short so nobody keeps a truncated copy.
+			panic(http.ErrAbortHandler)
+		case <-r.Context().Done():
+			return true
+		}
+	}
+}

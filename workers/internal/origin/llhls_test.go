@@ -2,6 +2,7 @@ package origin_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -158,4 +159,43 @@ func TestStandardPlaylistIgnoresNothing(t *testing.T) {
 	res, body := b.get(t, "/live/"+b.stream+"/720p/index.m3u8?_HLS_msn=5", nil)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Contains(t, body, "1.m4s")
+}
+
+func TestLLSegmentStreamedWhileMade(t *testing.T) {
+	t.Parallel()
+	bc := origin.NewBroadcast()
+	b := setup(t, func(c *origin.Config) { c.Changes = bc })
+	rend := filepath.Join(b.dir, b.stream, "720p")
+	write(t, filepath.Join(rend, "index.m3u8"), llPlaylist(3, 1)) // segment 103 open, part 0 out
+	write(t, filepath.Join(rend, "103.0.m4s"), "AAAA")
+
+	res, err := b.server.Client().Get(b.server.URL + "/live/" + b.stream + "/720p/103.m4s")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "1", res.Header.Get(origin.StreamingHeader))
+	require.Equal(t, int64(-1), res.ContentLength, "streamed: the length is not known yet")
+	read := func(n int) string {
+		buf := make([]byte, n)
+		_, err := io.ReadFull(res.Body, buf)
+		require.NoError(t, err)
+		return string(buf)
+	}
+	require.Equal(t, "AAAA", read(4), "the first part comes before the segment is complete")
+	write(t, filepath.Join(rend, "103.1.m4s"), "BBBB")
+	write(t, filepath.Join(rend, "index.m3u8"), llPlaylist(3, 2))
+	bc.Notify(b.stream)
+	require.Equal(t, "BBBB", read(4))
+	write(t, filepath.Join(rend, "103.m4s"), "AAAABBBBCC")
+	write(t, filepath.Join(rend, "index.m3u8"), llPlaylist(4, 0))
+	bc.Notify(b.stream)
+	rest, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, "CC", string(rest), "then the rest of the finished segment, and the end")
+
+	// A finished segment is an ordinary file again.
+	res2, body := b.get(t, "/live/"+b.stream+"/720p/103.m4s", nil)
+	require.Equal(t, http.StatusOK, res2.StatusCode)
+	require.Empty(t, res2.Header.Get(origin.StreamingHeader))
+	require.Equal(t, "AAAABBBBCC", body)
 }

@@ -174,8 +174,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, info, err := open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
-	if errors.Is(err, fs.ErrNotExist) && h.awaitPart(r.Context(), p.StreamID, p.File) {
-		f, info, err = open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		if h.streamSegment(w, r, p, ctype) {
+			return
+		}
+		if h.awaitPart(r.Context(), p.StreamID, p.File) {
+			f, info, err = open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
