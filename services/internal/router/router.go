@@ -81,6 +81,10 @@ const (
 	// not hold (see the worker's origin package).
 	originStatusHeader = "X-Dionysia-Origin-Status"
 	notHeld            = "not-held"
+	// originStreamingHeader marks an origin answer streamed while its file
+	// is being made (a low-latency segment): passed through as it comes,
+	// never stored.
+	originStreamingHeader = "X-Dionysia-Streaming"
 )
 
 // Config configures a Router. The zero value of each field means its default.
@@ -171,6 +175,7 @@ type Router struct {
 	shield    *shield // nil: disabled
 	vod       *vod    // nil: VOD playback disabled
 	transport *http.Transport
+	blocking  *http.Transport // transport without the header timeout bound, for requests an origin may hold (LL-HLS)
 	mux       *http.ServeMux
 	bufs      sync.Pool
 
@@ -227,6 +232,8 @@ func New(cfg Config) (*Router, error) {
 			Help: "Ownership lookups by cache result (hit, negative hit, miss).",
 		}, []string{"result"}),
 	}
+	rt.blocking = rt.transport.Clone()
+	rt.blocking.ResponseHeaderTimeout = shieldFetchTimeout
 	rt.proxied = rt.requests.WithLabelValues(OutcomeProxied)
 	rt.resets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "dionysia_router_ownership_resets_total",
@@ -517,9 +524,28 @@ func (rt *Router) proxy(w http.ResponseWriter, r *http.Request, p playback.Path,
 	}
 	buf := rt.bufs.Get().(*[]byte)
 	defer rt.bufs.Put(buf)
-	if _, err := io.CopyBuffer(w, res.Body, *buf); err != nil && r.Context().Err() == nil {
+	var dst io.Writer = w
+	if res.Header.Get(originStreamingHeader) != "" {
+		dst = flushWriter{w, http.NewResponseController(w)}
+	}
+	if _, err := io.CopyBuffer(dst, res.Body, *buf); err != nil && r.Context().Err() == nil {
 		rt.log.Debug("copying origin response", "stream_id", p.StreamID, "err", err)
 	}
+}
+
+// flushWriter sends every write on at once (a streamed low-latency segment
+// reaches the player part by part).
+type flushWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.rc.Flush()
+	}
+	return n, err
 }
 
 // errSameOwner: the owner that just failed is still the registered one.
@@ -568,7 +594,11 @@ func (rt *Router) roundTrip(r *http.Request, p playback.Path, owner *ownership.O
 	}
 	req.Header.Set("X-Forwarded-For", rt.clientIP(r))
 	start := time.Now()
-	res, err := rt.transport.RoundTrip(req)
+	transport := rt.transport
+	if mayBlock(p.File, llQuery(r.URL.Query(), kindOf(p.File))) {
+		transport = rt.blocking
+	}
+	res, err := transport.RoundTrip(req)
 	if err != nil {
 		return nil, owner, fmt.Errorf("requesting %s: %w", target, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -64,11 +65,44 @@ type objectKey struct {
 	token    int64
 	acquired int64 // unix ns
 	file     string
+	query    string // a playlist's LL-HLS parameters (llQuery), normalized
 }
 
-func keyOf(p playback.Path, o *ownership.Owner) objectKey {
+func keyOf(p playback.Path, o *ownership.Owner, query string) objectKey {
 	return objectKey{stream: p.StreamID, worker: o.WorkerID, session: o.SessionID, token: o.Token,
-		acquired: o.AcquiredAt.UnixNano(), file: p.File}
+		acquired: o.AcquiredAt.UnixNano(), file: p.File, query: query}
+}
+
+// llQuery is the normalized LL-HLS part of a playlist request's query
+// (_HLS_msn, _HLS_part, _HLS_skip), "" for anything else: a blocking
+// playlist reload is its own object, and every viewer waiting for the same
+// part shares one upstream request (the origin holds it until the part is
+// published).
+func llQuery(q url.Values, k kind) string {
+	if k != kindPlaylist {
+		return ""
+	}
+	var v url.Values
+	for _, name := range []string{"_HLS_msn", "_HLS_part", "_HLS_skip"} {
+		if q.Has(name) {
+			if v == nil {
+				v = url.Values{}
+			}
+			v.Set(name, q.Get(name))
+		}
+	}
+	return v.Encode()
+}
+
+// mayBlock reports whether the origin may hold the request: a blocking
+// playlist reload, or an LL-HLS part ("{number}.{part}.m4s") still being
+// made.
+func mayBlock(file, query string) bool {
+	if query != "" {
+		return true
+	}
+	base := path.Base(file)
+	return strings.HasSuffix(base, ".m4s") && strings.Count(base, ".") == 2
 }
 
 // object is one origin answer: stored when status is 200 and the headers
@@ -296,9 +330,10 @@ func (rt *Router) shielded(w http.ResponseWriter, r *http.Request, p playback.Pa
 	if k == kindNone {
 		return false
 	}
-	key := keyOf(p, owner)
+	query := llQuery(r.URL.Query(), k)
+	key := keyOf(p, owner, query)
 	obj, res, err := rt.shield.get(r.Context(), key, func(ctx context.Context) (*object, error) {
-		return rt.fetchObject(ctx, p, owner, k)
+		return rt.fetchObject(ctx, p, owner, k, query)
 	})
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -384,15 +419,22 @@ func conditional(r *http.Request) bool {
 // fetchObject GETs the whole file from the owner's origin (with the
 // request's token: the origin checks the policy too) and reads it into an
 // object.
-func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *ownership.Owner, k kind) (*object, error) {
+func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *ownership.Owner, k kind, query string) (*object, error) {
 	target := strings.TrimSuffix(owner.OriginURL, "/") + playback.URLPath(p.StreamID, p.Token, p.File)
+	if query != "" {
+		target += "?" + query
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("building origin request: %w", err)
 	}
 	req.Header.Set("User-Agent", "dionysia-router")
 	start := time.Now()
-	res, err := rt.transport.RoundTrip(req)
+	transport := rt.transport
+	if mayBlock(p.File, query) {
+		transport = rt.blocking
+	}
+	res, err := transport.RoundTrip(req)
 	if err != nil {
 		return nil, fmt.Errorf("requesting %s: %w", target, err)
 	}
@@ -401,7 +443,12 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 	if res.StatusCode == http.StatusNotFound && res.Header.Get(originStatusHeader) == notHeld {
 		return nil, errNotStorable
 	}
-	if res.StatusCode != http.StatusOK && (res.StatusCode < 400 || res.StatusCode >= 500) {
+	if res.Header.Get(originStreamingHeader) != "" {
+		// Still being made: every waiter is proxied, streaming.
+		return nil, errNotStorable
+	}
+	heldTooLong := query != "" && res.StatusCode == http.StatusServiceUnavailable // the part did not come: tell every waiter
+	if res.StatusCode != http.StatusOK && (res.StatusCode < 400 || res.StatusCode >= 500) && !heldTooLong {
 		// 5xx and anything unexpected: proxied the ordinary way, never stored.
 		return nil, fmt.Errorf("origin answered %s: %w", res.Status, errNotStorable)
 	}
@@ -425,7 +472,7 @@ func (rt *Router) fetchObject(ctx context.Context, p playback.Path, owner *owner
 	}
 	now := rt.shield.now()
 	obj := &object{
-		key:    keyOf(p, owner),
+		key:    keyOf(p, owner, query),
 		status: res.StatusCode, body: body, stored: now,
 		contentType: res.Header.Get("Content-Type"), cacheControl: res.Header.Get("Cache-Control"),
 	}

@@ -31,6 +31,7 @@ type countingOrigin struct {
 	count   atomic.Int64
 	held    atomic.Int64
 	failing atomic.Bool
+	queries sync.Map // raw query -> number of requests
 
 	mu   sync.Mutex
 	gate chan struct{} // nil: pass at once
@@ -44,6 +45,8 @@ func newCountingOrigin(t *testing.T, originURL string) *countingOrigin {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.count.Add(1)
+		n, _ := c.queries.LoadOrStore(r.URL.RawQuery, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
 		c.mu.Lock()
 		gate := c.gate
 		c.mu.Unlock()
@@ -425,4 +428,87 @@ func TestShieldDoesNotStoreUpstreamErrors(t *testing.T) {
 	require.Equal(t, router.ShieldMiss, res.Header.Get(router.CacheHeader))
 	res, _ = b.get(t, seg)
 	require.Equal(t, router.ShieldHit, res.Header.Get(router.CacheHeader))
+}
+
+func TestShieldCoalescesBlockingPlaylistReloads(t *testing.T) {
+	t.Parallel()
+	b, co := shieldSetup(t, 64<<20, nil)
+	pl := b.router.URL + playback.URLPath(b.stream, "", "720p/index.m3u8")
+	release := co.hold()
+	const n = 20
+	answers := make(chan int, 2*n)
+	for i := range 2 * n {
+		// Half wait for part 1 of segment 5, half for part 2; the parameters
+		// come in any order and with noise the origin does not need.
+		q := "?_HLS_msn=5&_HLS_part=1"
+		if i%2 == 1 {
+			q = "?_HLS_part=2&utm=x&_HLS_msn=5"
+		}
+		go func() {
+			res, err := b.client.Get(pl + q)
+			if err != nil {
+				answers <- 0
+				return
+			}
+			res.Body.Close()
+			answers <- res.StatusCode
+		}()
+	}
+	require.Eventually(t, func() bool {
+		return metric(t, b.reg, "dionysia_router_shield_requests_total", router.ShieldCoalesced) == 2*n-2
+	}, 30*time.Second, 5*time.Millisecond, "waiting viewers did not join one upstream request per part")
+	release()
+	for range 2 * n {
+		require.Equal(t, http.StatusOK, <-answers)
+	}
+	require.EqualValues(t, 2, co.count.Load(), "one upstream request per part")
+	for _, q := range []string{"_HLS_msn=5&_HLS_part=1", "_HLS_msn=5&_HLS_part=2"} {
+		v, ok := co.queries.Load(q)
+		require.True(t, ok, "the origin was asked %q", q)
+		require.EqualValues(t, 1, v.(*atomic.Int64).Load())
+	}
+	// A plain reload is another object.
+	res, _ := b.get(t, playback.URLPath(b.stream, "", "720p/index.m3u8"))
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.EqualValues(t, 3, co.count.Load())
+}
+
+func TestStreamedSegmentsPassThrough(t *testing.T) {
+	t.Parallel()
+	// An origin streaming a low-latency segment while it is made (the
+	// worker's origin does this for the open segment).
+	next := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "video/iso.segment")
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		w.Header().Set("X-Dionysia-Streaming", "1")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("AAAA"))
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-next:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte("BBBB"))
+	}))
+	t.Cleanup(srv.Close)
+	b := newBundle(t)
+	b.own(t, "A", srv.URL, playback.PolicyPublic)
+	b.startRouter(t, router.ModeProxy, func(c *router.Config) { c.ShieldSize = 64 << 20 })
+
+	for range 2 { // neither answer is stored
+		res, err := b.client.Get(b.router.URL + playback.URLPath(b.stream, "", "720p/103.m4s"))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		buf := make([]byte, 4)
+		_, err = io.ReadFull(res.Body, buf)
+		require.NoError(t, err)
+		require.Equal(t, "AAAA", string(buf), "the first part reaches the player before the segment is complete")
+		next <- struct{}{}
+		rest, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		require.Equal(t, "BBBB", string(rest))
+		res.Body.Close()
+	}
 }

@@ -57,6 +57,10 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now is the clock for token expiry; default time.Now.
 	Now func() time.Time
+	// Changes, when set, tells the origin when a stream's playlists change:
+	// LL-HLS blocking playlist reloads and requests for parts still being
+	// made wait for them (llhls.go). Without it they are answered at once.
+	Changes Changes
 }
 
 // Outcomes counted by dionysia_origin_requests_total.
@@ -70,6 +74,7 @@ const (
 	OutcomeMethod    = "method_not_allowed"
 	OutcomeBadQuery  = "bad_query" // a thumbnail's ?width=
 	OutcomeError     = "error"     // a thumbnail that could not be scaled
+	OutcomeTimeout   = "timeout"   // a blocking playlist request whose part did not come in time
 )
 
 type handler struct {
@@ -159,12 +164,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.thumbnail(w, r, p)
 		return
 	}
+	if path.Ext(p.File) == ".m3u8" && hasLLQuery(r.URL.Query()) {
+		h.mediaPlaylist(w, r, p)
+		return
+	}
 	ctype, cacheControl, ok := h.fileType(p.File)
 	if !ok {
 		h.problem(w, http.StatusNotFound, OutcomeNotFound, "no such file")
 		return
 	}
 	f, info, err := open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		if h.streamSegment(w, r, p, ctype) {
+			return
+		}
+		if h.awaitPart(r.Context(), p.StreamID, p.File) {
+			f, info, err = open(filepath.Join(h.cfg.DataDir, p.StreamID), p.File)
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			h.log.Debug("origin refused file", "stream_id", p.StreamID, "file", p.File, "err", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/dionysia/dionysia/pkg/ownership"
 	"github.com/dionysia/dionysia/pkg/storage"
 	"github.com/dionysia/dionysia/workers/internal/media"
+	"github.com/dionysia/dionysia/workers/internal/origin"
 	"github.com/dionysia/dionysia/workers/internal/packager"
 	"github.com/dionysia/dionysia/workers/internal/recording"
 	"github.com/google/uuid"
@@ -92,6 +93,9 @@ type Handler struct {
 	// stream was written (to {DataDir}/{stream_id}/thumbnail.jpg), from the
 	// pipeline's thumbnail thread: it must return quickly.
 	OnThumbnail func(streamID uuid.UUID, th media.Thumbnail)
+	// Changes is told whenever a stream's playlists change, so the origin
+	// answers LL-HLS blocking requests at once (nil: nobody is told).
+	Changes *origin.Broadcast
 
 	mu       sync.Mutex
 	active   map[uuid.UUID]*ownership.Hold // streams this worker holds now

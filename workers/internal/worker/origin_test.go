@@ -34,7 +34,7 @@ func TestWorkerOriginEnforcesTheLivePolicy(t *testing.T) {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux, err := NewServeMux(Config{ID: "worker-a", DataDir: tb.dataDir, PlaybackKeys: testPlaybackKeys},
-		tb.handler.Holds, tb.store, tb.rdb, prometheus.NewRegistry(), log)
+		tb.handler.Holds, nil, tb.store, tb.rdb, prometheus.NewRegistry(), log)
 	require.NoError(t, err)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -81,7 +81,7 @@ func TestWorkerOriginEnforcesTheLivePolicy(t *testing.T) {
 		"public again within 2 s")
 
 	// Without keys the same origin refuses signed streams: it fails closed.
-	bare, err := NewServeMux(Config{ID: "worker-a", DataDir: tb.dataDir}, tb.handler.Holds, tb.store, tb.rdb, prometheus.NewRegistry(), log)
+	bare, err := NewServeMux(Config{ID: "worker-a", DataDir: tb.dataDir}, tb.handler.Holds, nil, tb.store, tb.rdb, prometheus.NewRegistry(), log)
 	require.NoError(t, err)
 	bareSrv := httptest.NewServer(bare)
 	t.Cleanup(bareSrv.Close)

@@ -68,7 +68,7 @@ func TestSignedStreamThroughTheRouterInRedirectMode(t *testing.T) {
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux, err := NewServeMux(Config{ID: "worker-a", DataDir: tb.dataDir, PlaybackKeys: testPlaybackKeys},
-		tb.handler.Holds, tb.store, tb.rdb, prometheus.NewRegistry(), log)
+		tb.handler.Holds, nil, tb.store, tb.rdb, prometheus.NewRegistry(), log)
 	require.NoError(t, err)
 	origin := httptest.NewServer(mux)
 	t.Cleanup(origin.Close)

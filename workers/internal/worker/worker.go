@@ -98,6 +98,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		Logger:      log,
 		Retention:   cfg.Retention,
 		SourceGrace: cfg.SourceGrace,
+		Changes:     origin.NewBroadcast(),
 	}
 	handler.Run = PipelineRunner(probe.Backend, pmetrics,
 		&HealthReporter{APIURL: cfg.APIURL, Secret: cfg.Secret, WorkerID: cfg.ID, Logger: log}, handler.thumbnails, log)
@@ -106,7 +107,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, version string) erro
 		return fmt.Errorf("registering worker metrics: %w", err)
 	}
 
-	mux, err := NewServeMux(cfg, handler.Holds, handler.Ownership, rdb, reg, log)
+	mux, err := NewServeMux(cfg, handler.Holds, handler.Changes, handler.Ownership, rdb, reg, log)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,7 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (storage.Store
 // /live/ (streams this worker holds, each under its live playback policy read
 // from the ownership registry, tokens verified with cfg.PlaybackKeys), and
 // /metrics, /healthz, /readyz.
-func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, rdb redis.UniversalClient,
+func NewServeMux(cfg Config, holds func(string) bool, changes *origin.Broadcast, owners *ownership.Store, rdb redis.UniversalClient,
 	reg *prometheus.Registry, log *slog.Logger) (*http.ServeMux, error) {
 	var signer *playback.Signer
 	if cfg.PlaybackKeys == "" {
@@ -219,11 +220,15 @@ func NewServeMux(cfg Config, holds func(string) bool, owners *ownership.Store, r
 			return nil, fmt.Errorf("DIONYSIA_PLAYBACK_KEYS: %w", err)
 		}
 	}
-	originHandler, err := origin.New(origin.Config{
+	ocfg := origin.Config{
 		DataDir: cfg.DataDir, Holds: holds, WorkerID: cfg.ID, Logger: log, Registry: reg,
 		Signed: (&origin.Policies{Lookup: owners.Policy, Logger: log}).Signed,
 		Signer: signer,
-	})
+	}
+	if changes != nil {
+		ocfg.Changes = changes
+	}
+	originHandler, err := origin.New(ocfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating origin: %w", err)
 	}
