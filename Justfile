@@ -29,10 +29,11 @@ check-generated: generate
     @git diff --exit-code -- services/internal/store || (echo "sqlc output is stale: run 'just generate' and commit" >&2; exit 1)
     @test -z "$(git status --porcelain -- services/internal/store)" || (echo "sqlc generated untracked files: run 'just generate' and commit" >&2; git status --porcelain -- services/internal/store; exit 1)
 
-# gofmt and go vet over every module.
+# gofmt, go vet and a tidy go.mod (each module also builds on its own, outside go.work) over every module.
 lint:
     @test -z "$(gofmt -l {{modules}})" || (echo "gofmt needed:" >&2; gofmt -l {{modules}}; exit 1)
     for m in {{modules}}; do (cd $m && go vet ./...); done
+    @for m in {{modules}}; do (cd $m && GOWORK=off go mod tidy -diff >/dev/null) || { echo "go.mod of $m is not tidy: run 'cd $m && GOWORK=off go mod tidy' and commit" >&2; exit 1; }; done
 
 # Every test: set-up, checks, build, then each module's tests, the e2e suite included.
 test: setup check-generated lint check-packaging check-monitoring build

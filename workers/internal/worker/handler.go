@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/dionysia/dionysia/workers/internal/media"
 	"github.com/dionysia/dionysia/workers/internal/origin"
 	"github.com/dionysia/dionysia/workers/internal/packager"
+	"github.com/dionysia/dionysia/workers/internal/pipeline"
 	"github.com/dionysia/dionysia/workers/internal/recording"
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -235,6 +238,11 @@ func (h *Handler) ProcessTask(ctx context.Context, task *asynq.Task) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating packager: %w", err)
+	}
+	// The live thumbnail of an earlier session of the stream here is not
+	// this session's: none until the pipeline decodes a frame.
+	if err := os.Remove(filepath.Join(dir, pipeline.ThumbnailFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("removing an earlier session's thumbnail", "err", err)
 	}
 	h.resumeWindow(runCtx, log, t, pk, dir)
 	h.report(ctx, t, job.EventStarted, "")

@@ -362,11 +362,16 @@ func TestHandlerFailsABadSourceWithAReason(t *testing.T) {
 	garbage := filepath.Join(t.TempDir(), "garbage.mp4")
 	require.NoError(t, os.WriteFile(garbage, []byte(strings.Repeat("not a video ", 10_000)), 0o644))
 	p := payload(t, "file://"+garbage)
+	// An earlier session of the stream on this worker left its thumbnail.
+	stale := filepath.Join(tb.dataDir, p.StreamID.String(), "thumbnail.jpg")
+	require.NoError(t, os.MkdirAll(filepath.Dir(stale), 0o755))
+	require.NoError(t, os.WriteFile(stale, []byte("an earlier session's frame"), 0o644))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	err := tb.handler.ProcessTask(ctx, task(t, p))
 	require.ErrorIs(t, err, asynq.SkipRetry, "a source that cannot be transcoded is not retried")
+	require.NoFileExists(t, stale, "a new session never shows an earlier session's thumbnail")
 	types := tb.events.types()
 	require.Equal(t, job.EventFailed, types[len(types)-1])
 	tb.events.mu.Lock()
