@@ -234,17 +234,7 @@ func TestPlatform(t *testing.T) {
 
 	t.Run("worker failover", func(t *testing.T) {
 		media := strings.TrimSuffix(hlsURL, "index.m3u8") + "360p/index.m3u8"
-		owner := p.owner(t, st.ID)
-		var victim, survivor *Worker
-		for _, w := range p.Workers {
-			if w.ID == owner {
-				victim = w
-			} else if !w.Proc.Exited() {
-				survivor = w
-			}
-		}
-		require.NotNil(t, victim, "owner %q is not one of the workers", owner)
-		require.NotNil(t, survivor)
+		victim, survivor := p.ownerAndSurvivor(t, st.ID)
 		victim.Proc.Kill() // kill -9
 		// The deadline is below asynq's own recovery of a dead worker's task
 		// (60-120 s): only the ownership watchdog can meet it.
@@ -419,6 +409,23 @@ func (p *Platform) failovers(t testing.TB, streamID string) []failoverEvent {
 	}
 	require.Equal(t, http.StatusOK, p.APIRequest(t, http.MethodGet, "/api/v1/events?type=stream.failover&stream_id="+streamID, "", &list))
 	return list.Data
+}
+
+// ownerAndSurvivor returns the worker serving streamID and a running one
+// that does not.
+func (p *Platform) ownerAndSurvivor(t testing.TB, streamID string) (owner, survivor *Worker) {
+	t.Helper()
+	id := p.owner(t, streamID)
+	for _, w := range p.Workers {
+		if w.ID == id {
+			owner = w
+		} else if !w.Proc.Exited() {
+			survivor = w
+		}
+	}
+	require.NotNil(t, owner, "owner %q is not one of the workers", id)
+	require.NotNil(t, survivor, "no other worker is running")
+	return owner, survivor
 }
 
 func (p *Platform) owner(t testing.TB, streamID string) string {

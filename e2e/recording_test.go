@@ -178,16 +178,7 @@ func testRecording(t *testing.T, backend string) {
 
 	// 10 s later the serving worker dies.
 	time.Sleep(time.Until(pubStart.Add(10 * time.Second)))
-	owner := p.owner(t, st.ID)
-	var victim, survivor *Worker
-	for _, w := range p.Workers {
-		if w.ID == owner {
-			victim = w
-		} else {
-			survivor = w
-		}
-	}
-	require.NotNil(t, victim, "owner %q is not one of the workers", owner)
+	victim, survivor := p.ownerAndSurvivor(t, st.ID)
 	victim.Proc.Kill()
 	Eventually(t, 60*time.Second, 100*time.Millisecond, "fresh segments from the surviving worker", func() bool {
 		f := Get(t, media)
@@ -383,16 +374,7 @@ func TestDVR(t *testing.T) {
 	})
 	t.Logf("DVR: the live playlist offered %.1f s of history %s after publishing", before, took.Round(time.Second))
 
-	owner := p.owner(t, st.ID)
-	var victim, survivor *Worker
-	for _, w := range p.Workers {
-		if w.ID == owner {
-			victim = w
-		} else {
-			survivor = w
-		}
-	}
-	require.NotNil(t, victim, "owner %q is not one of the workers", owner)
+	victim, survivor := p.ownerAndSurvivor(t, st.ID)
 	victim.Proc.Kill()
 	killed := time.Now()
 	var after float64

@@ -247,49 +247,80 @@ func (h *handler) mediaPlaylist(w http.ResponseWriter, r *http.Request, p playba
 		return
 	}
 	dir := filepath.Join(h.cfg.DataDir, p.StreamID)
-	var deadline <-chan time.Time
-	for {
-		var changed <-chan struct{}
-		if h.cfg.Changes != nil {
-			changed = h.cfg.Changes.Changed(p.StreamID) // before reading: no change is missed
+	var (
+		data    []byte
+		st      llState
+		answer  func() // set when the request is answered other than with the playlist
+		checked bool
+	)
+	ok := h.waitFor(r.Context(), p.StreamID, func() (bool, time.Duration) {
+		if checked && !h.cfg.Holds(p.StreamID) {
+			answer = func() {
+				w.Header().Set(NotHeldHeader, NotHeldValue)
+				h.problem(w, http.StatusNotFound, OutcomeNotHeld, "stream is not served by this origin")
+			}
+			return true, 0
 		}
-		data, err := readFile(dir, p.File)
-		if err != nil {
-			h.problem(w, http.StatusNotFound, OutcomeNotFound, "no such file")
-			return
+		checked = true
+		var err error
+		if data, err = readFile(dir, p.File); err != nil {
+			answer = func() { h.problem(w, http.StatusNotFound, OutcomeNotFound, "no such file") }
+			return true, 0
 		}
-		st := parsePlaylist(data)
+		st = parsePlaylist(data)
 		if !st.lowLatency {
 			br.msn, br.part = -1, -1 // a standard playlist: the parameters mean nothing
 		}
 		if br.msn >= 0 && br.tooFar(st) {
-			h.problem(w, http.StatusBadRequest, OutcomeBadQuery, fmt.Sprintf(
-				"%s=%d %s=%d is too far ahead of the playlist's last segment %d", queryMSN, br.msn, queryPart, br.part, st.lastMSN))
-			return
+			answer = func() {
+				h.problem(w, http.StatusBadRequest, OutcomeBadQuery, fmt.Sprintf(
+					"%s=%d %s=%d is too far ahead of the playlist's last segment %d", queryMSN, br.msn, queryPart, br.part, st.lastMSN))
+			}
+			return true, 0
 		}
-		if br.ready(st) || changed == nil {
-			h.servePlaylist(w, r, dir, p.File, data, br, st)
-			return
+		return br.ready(st), 3 * st.target
+	})
+	switch {
+	case r.Context().Err() != nil:
+	case answer != nil:
+		answer()
+	case ok:
+		h.servePlaylist(w, r, dir, p.File, data, br, st)
+	default:
+		w.Header().Set("Retry-After", "1")
+		h.problem(w, http.StatusServiceUnavailable, OutcomeTimeout, fmt.Sprintf(
+			"%s=%d %s=%d did not appear within three target durations", queryMSN, br.msn, queryPart, br.part))
+	}
+}
+
+// waitFor calls poll until it reports done, again after each change of the
+// stream (without Changes, once), for at most the timeout its first call
+// gave. It returns false when that time passed or ctx ended first.
+func (h *handler) waitFor(ctx context.Context, streamID string, poll func() (done bool, timeout time.Duration)) bool {
+	var deadline <-chan time.Time
+	for {
+		var changed <-chan struct{}
+		if h.cfg.Changes != nil {
+			changed = h.cfg.Changes.Changed(streamID) // before polling: no change is missed
+		}
+		done, timeout := poll()
+		if done {
+			return true
+		}
+		if changed == nil {
+			return true // nobody would wake us: answer with what there is
 		}
 		if deadline == nil {
-			t := time.NewTimer(3 * st.target)
+			t := time.NewTimer(timeout)
 			defer t.Stop()
 			deadline = t.C
 		}
 		select {
 		case <-changed:
 		case <-deadline:
-			w.Header().Set("Retry-After", "1")
-			h.problem(w, http.StatusServiceUnavailable, OutcomeTimeout, fmt.Sprintf(
-				"%s=%d %s=%d did not appear within three target durations", queryMSN, br.msn, queryPart, br.part))
-			return
-		case <-r.Context().Done():
-			return
-		}
-		if !h.cfg.Holds(p.StreamID) {
-			w.Header().Set(NotHeldHeader, NotHeldValue)
-			h.problem(w, http.StatusNotFound, OutcomeNotHeld, "stream is not served by this origin")
-			return
+			return false
+		case <-ctx.Done():
+			return false
 		}
 	}
 }
@@ -342,33 +373,23 @@ func (h *handler) awaitPart(ctx context.Context, streamID, file string) bool {
 		return false
 	}
 	dir := filepath.Join(h.cfg.DataDir, streamID)
-	var deadline <-chan time.Time
-	for {
-		changed := h.cfg.Changes.Changed(streamID)
+	there := false
+	ok := h.waitFor(ctx, streamID, func() (bool, time.Duration) {
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(file))); err == nil {
-			return true
+			there = true
+			return true, 0
 		}
 		data, err := readFile(dir, path.Join(path.Dir(file), "index.m3u8"))
 		if err != nil {
-			return false
+			return true, 0
 		}
 		st := parsePlaylist(data)
 		if !st.lowLatency || st.ended || !coming(st, path.Base(file)) {
-			return false
+			return true, 0 // not coming: a plain 404
 		}
-		if deadline == nil {
-			t := time.NewTimer(3 * st.target)
-			defer t.Stop()
-			deadline = t.C
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
+		return false, 3 * st.target
+	})
+	return ok && there
 }
 
 // coming reports whether name is the preload hint, a part or the whole of
