@@ -450,11 +450,20 @@ func TestDeletingARecordingStreamKeepsItsAsset(t *testing.T) {
 	s := b.createStream(map[string]any{"name": "rec", "hardware": "cpu", "playback_policy": "public",
 		"recording": map[string]any{"mode": "automatic"}})
 	b.ready("edge-a", s, "src-1")
+	sess := b.getStream(s.ID).Session
 	a := b.assetsOf(s.ID)[0]
 	require.Equal(t, job.AssetRecording, a.Status)
 
 	r := b.do(http.MethodDelete, "/api/v1/streams/"+s.ID.String(), b.adminKey, nil)
 	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
+	// The live session ended with the stream: its events, and its worker told.
+	evs := b.events("/api/v1/events?stream_id=" + s.ID.String()).Data
+	require.Equal(t, []string{event.StreamDeleted, event.StreamIdle, event.SessionEnded}, typesOf(evs)[:3], "newest first")
+	require.Contains(t, string(evs[2].Data), "stream_deleted")
+	reason, stopped, err := b.stops.Requested(context.Background(), sess.ID)
+	require.NoError(t, err)
+	require.True(t, stopped, "the worker is told to stop")
+	require.Equal(t, edgeapi.EndKicked, reason)
 	got := b.asset(a.ID)
 	require.Equal(t, job.AssetProcessing, got.Status, "built with what was reported, never stuck recording")
 	require.Equal(t, s.ID, got.StreamID)

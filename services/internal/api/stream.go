@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -285,10 +286,18 @@ func (s *Server) deleteStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	after := func(context.Context) {}
 	err = s.store.InTx(c.Request().Context(), func(tx *store.Store) error {
 		st, err := tx.GetStream(c.Request().Context(), id)
 		if err != nil {
 			return err
+		}
+		// A live session ends first (session.ended, stream.idle); its
+		// worker and publisher are stopped once the deletion committed.
+		if s.ingest != nil {
+			if after, err = s.ingest.EndDeleted(c.Request().Context(), tx, id); err != nil {
+				return err
+			}
 		}
 		// The data is the stream as it was when it was deleted.
 		if err := s.appendStreamEvent(c, tx, event.StreamDeleted, st); err != nil {
@@ -307,6 +316,7 @@ func (s *Server) deleteStream(c *echo.Context) error {
 	if err != nil {
 		return err
 	}
+	after(c.Request().Context())
 	return c.NoContent(http.StatusNoContent)
 }
 

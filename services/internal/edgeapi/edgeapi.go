@@ -250,7 +250,7 @@ type Kick struct {
 	SourceID string `json:"source_id,omitempty"`
 	StreamID string `json:"stream_id,omitempty"`
 	Path     string `json:"path,omitempty"`   // secret
-	Reason   string `json:"reason,omitempty"` // e.g. "disconnect", "stream_disabled", "key_rotated"; echoed in Event.Detail
+	Reason   string `json:"reason,omitempty"` // e.g. "disconnect", "stream_disabled", "key_rotated", "stream_deleted"; echoed in Event.Detail
 }
 
 // KickRequest is the body of POST KickPath on the edge.

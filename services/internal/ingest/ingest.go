@@ -50,6 +50,7 @@ const (
 	KickDisconnect    = "disconnect"      // POST /api/v1/streams/{id}/disconnect
 	KickDisabled      = "stream_disabled" // the stream was disabled while live
 	KickKeyRotated    = "key_rotated"     // the stream key was rotated while live
+	KickStreamDeleted = "stream_deleted"  // the stream was deleted while live
 	KickSessionEnded  = "session_ended"   // the publisher's session was closed by the API
 	KickUnknownStream = "unknown_stream"  // the key belongs to no stream any more
 )
@@ -475,6 +476,40 @@ func (s *Service) KickLive(ctx context.Context, streamID uuid.UUID, reason strin
 	}
 	s.m.kicks.WithLabelValues(reason).Inc()
 	s.kickNow(ctx, sess.Edge.KickURL, edgeapi.Kick{SourceID: sess.SourceID, Reason: reason})
+}
+
+// EndDeleted ends the open session of a stream that tx is deleting, in tx:
+// session.ended (reason kicked, detail stream_deleted), its asset built
+// with what was recorded, stream.idle. Once tx has committed, call the
+// returned function: it tells the session's worker to stop and kicks the
+// publisher. Without an open session it does nothing (a no-op function).
+func (s *Service) EndDeleted(ctx context.Context, tx *store.Store, streamID uuid.UUID) (func(context.Context), error) {
+	open, err := tx.OpenSessionOf(ctx, streamID)
+	if errors.Is(err, store.ErrNotFound) {
+		return func(context.Context) {}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sess, ended, err := tx.EndSession(ctx, open.ID, edgeapi.EndKicked, KickStreamDeleted, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ended {
+		if err := s.recordEnd(ctx, tx, sess); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context) {
+		s.m.ended.WithLabelValues(edgeapi.EndKicked).Inc()
+		s.m.kicks.WithLabelValues(KickStreamDeleted).Inc()
+		if err := s.tellWorker(ctx, sess); err != nil {
+			s.log.WarnContext(ctx, "telling the worker of a deleted stream to stop", "session_id", sess.ID, "err", err)
+		}
+		s.kickNow(ctx, sess.Edge.KickURL, edgeapi.Kick{SourceID: sess.SourceID, Reason: KickStreamDeleted})
+		s.log.InfoContext(ctx, "stream ended", "stream_id", sess.StreamID, "session_id", sess.ID,
+			"reason", KickStreamDeleted, "duration", time.Since(sess.StartedAt).Round(time.Second))
+	}, nil
 }
 
 // kickNow calls an edge's kick endpoint, bounded by KickTimeout. A failure is
