@@ -21,6 +21,10 @@ const (
 
 // SessionEvent is the body of a session event.
 type SessionEvent struct {
+	// ID names the event across retries of its delivery: the API records an
+	// ID once (StopSignal.FirstDelivery). Workers set it; empty is accepted
+	// (no deduplication).
+	ID        uuid.UUID `json:"id,omitzero"`
 	StreamID  uuid.UUID `json:"stream_id"`
 	SessionID uuid.UUID `json:"session_id"`
 	WorkerID  string    `json:"worker_id"`

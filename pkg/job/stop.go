@@ -47,6 +47,23 @@ func (s StopSignal) prefix() string {
 func (s StopSignal) key(id uuid.UUID) string { return s.prefix() + "session:" + id.String() + ":stop" }
 func (s StopSignal) channel() string         { return s.prefix() + "session-stop" }
 
+// deliveryTTL is how long a delivered SessionEvent ID is remembered: far
+// beyond a worker's retries (about 5 s).
+const deliveryTTL = time.Hour
+
+// FirstDelivery reports whether the session event id is delivered for the
+// first time; forget undoes it, for a delivery that could not be handled
+// (its retry is then handled). A Redis failure is returned with first true:
+// better a duplicate than a lost event.
+func (s StopSignal) FirstDelivery(ctx context.Context, id uuid.UUID) (first bool, forget func(), err error) {
+	key := s.prefix() + "session-event:" + id.String()
+	ok, err := s.Redis.SetNX(ctx, key, 1, deliveryTTL).Result()
+	if err != nil {
+		return true, func() {}, fmt.Errorf("remembering session event %s: %w", id, err)
+	}
+	return ok, func() { s.Redis.Del(context.WithoutCancel(ctx), key) }, nil
+}
+
 // Request asks the worker running the session to stop, with a short reason
 // such as "publisher_disconnected" or "stream_disabled".
 func (s StopSignal) Request(ctx context.Context, sessionID uuid.UUID, reason string) error {

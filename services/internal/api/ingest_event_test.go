@@ -103,7 +103,9 @@ func TestIngestLifecycleEvents(t *testing.T) {
 	post(job.SessionEvent{WorkerID: "w-1", Type: job.EventStarted}) // the same worker again: no failover
 	beforeFailover := time.Now()
 	post(job.SessionEvent{WorkerID: "w-2", Type: job.EventStarted})
-	post(job.SessionEvent{WorkerID: "w-2", Type: job.EventRestarted, Reason: "decoder error"})
+	restarted := job.SessionEvent{ID: uuid.New(), WorkerID: "w-2", Type: job.EventRestarted, Reason: "decoder error"}
+	post(restarted)
+	post(restarted) // a retried delivery (its answer was lost): recorded once
 	got = next(event.TranscodeStarted, event.TranscodeStarted, event.TranscodeStarted, event.StreamFailover, event.TranscodeRestarted)
 	require.Equal(t, "w-1", *session(got[0]).WorkerID)
 	require.Equal(t, "w-2", *session(got[2]).WorkerID)

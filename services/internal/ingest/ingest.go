@@ -559,12 +559,27 @@ func (s *Service) Source(ctx context.Context, sessionID uuid.UUID) (job.Source, 
 
 // WorkerEvent records what a worker reports about a session it runs.
 // An unknown session gives store.ErrNotFound.
-func (s *Service) WorkerEvent(ctx context.Context, sessionID uuid.UUID, ev job.SessionEvent) error {
+func (s *Service) WorkerEvent(ctx context.Context, sessionID uuid.UUID, ev job.SessionEvent) (err error) {
 	sess, err := s.st.GetSession(ctx, sessionID)
 	if err != nil {
 		return err
 	}
 	log := s.log.With("stream_id", sess.StreamID, "session_id", sess.ID, "worker_id", ev.WorkerID)
+	if ev.ID != uuid.Nil {
+		first, forget, derr := s.stops.FirstDelivery(ctx, ev.ID)
+		if derr != nil {
+			log.WarnContext(ctx, "session event not deduplicated", "err", derr)
+		}
+		if !first {
+			log.DebugContext(ctx, "session event delivered again, ignored", "event_id", ev.ID, "type", ev.Type)
+			return nil
+		}
+		defer func() {
+			if err != nil {
+				forget()
+			}
+		}()
+	}
 	switch ev.Type {
 	case job.EventStarted:
 		if ev.WorkerID == "" {

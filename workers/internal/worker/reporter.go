@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dionysia/dionysia/pkg/job"
+	"github.com/google/uuid"
 )
 
 // Reporter posts session events to the control plane's internal endpoint
@@ -26,6 +27,9 @@ type Reporter struct {
 func (r *Reporter) Report(ctx context.Context, ev job.SessionEvent) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
+	}
+	if ev.ID == uuid.Nil {
+		ev.ID = uuid.New() // the same in every retry: the API records it once
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
